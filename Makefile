@@ -1,0 +1,58 @@
+# Keyhouse: `make run` serves the app with its worker and beat; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: help install run test lint format bench clean
+
+help:
+	@echo "make run    set up (venv, .env, database, demo data) and serve on http://127.0.0.1:$(PORT)"
+	@echo "make test   lint and run the whole test suite"
+	@echo "make lint   ruff check and format check"
+	@echo "make format apply ruff's formatting and safe fixes"
+	@echo "make bench  run the benchmarks and write docs/benchmarks.md"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstalls only when pyproject.toml changed, so `make test` stays quick when nothing did.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+.env: | $(VENV)/.installed
+	$(BIN)/python -m config.envfile
+
+run: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "Keyhouse is starting: open http://127.0.0.1:$(PORT)/ (helpdesk: http://127.0.0.1:$(PORT)/admin/)."
+	@echo "Emails are printed below by the web and worker processes. Stop with Ctrl+C."
+	@echo
+	@# `-e /dev/null`: honcho would let .env override the real environment; Django reads .env
+	@# itself and lets the environment win.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile -p $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf var/broker var/celerybeat-schedule* .pytest_cache .ruff_cache

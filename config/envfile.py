@@ -1,0 +1,50 @@
+"""Write `.env` with freshly generated secrets, once.
+
+Run by `make run` before anything imports the settings. An existing `.env` is never touched:
+it may hold keys that already encrypt stored secrets, and losing them loses the data.
+"""
+
+import argparse
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def generated_env() -> str:
+    """Return the text of a new `.env` for a developer's machine."""
+    return "\n".join(
+        [
+            "# Written by `make run` on first start. Never commit this file.",
+            f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}",
+            f"FIELD_ENCRYPTION_KEY={Fernet.generate_key().decode()}",
+            f"CREDENTIAL_FINGERPRINT_KEY={secrets.token_urlsafe(32)}",
+            f"DEMO_PASSWORD={secrets.token_urlsafe(9)}",
+            "DJANGO_DEBUG=true",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", type=Path, default=BASE_DIR / ".env")
+    parser.add_argument("--key", action="store_true", help="print a new Fernet key and exit")
+    args = parser.parse_args(argv)
+    if args.key:
+        print(Fernet.generate_key().decode())
+        return 0
+    if args.path.exists():
+        print(f"{args.path.name} exists; keeping it.")
+        return 0
+    args.path.write_text(generated_env())
+    args.path.chmod(0o600)
+    print(f"Wrote {args.path.name} with new secrets (DEMO_PASSWORD is the demo users' password).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The key submission form: checks keys as Stripe would shape them, never echoes a secret."""
+
+import re
+
+from django import forms
+from django.forms.boundfield import BoundField
+
+from credentials.stripe_keys import (
+    MAX_KEY_LENGTH,
+    StripeKey,
+    check_same_mode,
+    parse_publishable_key,
+    parse_secret_key,
+)
+from merchants.models import Integration
+
+# A secret or restricted key inside free text (the note), which is mailed to the helpdesk.
+_KEY_IN_TEXT = re.compile(r"\b[sr]k_(?:test|live)_[A-Za-z0-9]{8,}")
+
+
+class RedactedOnErrorBoundField(BoundField):
+    """A bound field that renders empty once its value was refused.
+
+    A refused value may be a secret pasted into the wrong field; it must not come back in the
+    page. Accepted values (a valid publishable key, a note) are kept so nothing is retyped.
+    """
+
+    def value(self):
+        if self.form.is_bound and self.name in self.form.errors:
+            redact_codes = getattr(self.field, "redact_error_codes", None)
+            refusals = self.form.errors.as_data()[self.name]
+            if redact_codes is None or any(error.code in redact_codes for error in refusals):
+                return None
+        return super().value()
+
+
+class StripeKeyField(forms.CharField):
+    """A CharField whose cleaned value is a parsed StripeKey.
+
+    Its own parser runs instead of the generic length and null-character validators, so each
+    refusal says what is wrong with the key and how to fix it.
+    """
+
+    def __init__(self, *, parse, **kwargs):
+        self.parse = parse
+        super().__init__(max_length=MAX_KEY_LENGTH, **kwargs)
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        # A browser-side maxlength would cut a pasted key silently; the server says why instead.
+        attrs.pop("maxlength", None)
+        return attrs
+
+    def clean(self, value):
+        value = self.to_python(value)
+        self.validate(value)
+        if value in self.empty_values:
+            return None
+        return self.parse(value)
+
+    def get_bound_field(self, form, field_name):
+        return RedactedOnErrorBoundField(form, self, field_name)
+
+
+class NoteField(forms.CharField):
+    """Free text that is redisplayed after an error, unless it was refused for holding a key."""
+
+    redact_error_codes = frozenset({"key_in_note"})
+
+    def get_bound_field(self, form, field_name):
+        return RedactedOnErrorBoundField(form, self, field_name)
+
+
+class CredentialSubmitForm(forms.Form):
+    publishable_key = StripeKeyField(
+        parse=parse_publishable_key,
+        label="Publishable key",
+        help_text="Starts with pk_test_ or pk_live_.",
+        error_messages={
+            "required": "Paste the publishable key: it starts with pk_test_ or pk_live_."
+        },
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+    )
+    secret_key = StripeKeyField(
+        parse=parse_secret_key,
+        label="Secret or restricted key",
+        help_text=(
+            "Starts with sk_ or rk_. It is encrypted when stored and never shown again; you "
+            "will see only its last four characters."
+        ),
+        error_messages={
+            "required": "Paste the secret key (sk_test_ or sk_live_) or a restricted key (rk_…)."
+        },
+        # render_value=False: the secret never comes back, not even after an error.
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"},
+        ),
+    )
+    requested_integrations = forms.MultipleChoiceField(
+        label="Integrations to switch on",
+        choices=Integration.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Choose at least one integration so the helpdesk knows what to set up.",
+            "invalid_choice": "Choose integrations from the list.",
+        },
+    )
+    note = NoteField(
+        label="Note for the helpdesk (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={
+            "max_length": "Keep the note under %(limit_value)d characters (it has %(show_value)d)."
+        },
+    )
+
+    def clean_note(self):
+        note = self.cleaned_data["note"]
+        if _KEY_IN_TEXT.search(note):
+            raise forms.ValidationError(
+                "Remove the key from the note: notes are emailed to the helpdesk, so keys go "
+                "only in the key fields above.",
+                code="key_in_note",
+            )
+        return note
+
+    def clean(self):
+        cleaned = super().clean()
+        publishable: StripeKey | None = cleaned.get("publishable_key")
+        secret: StripeKey | None = cleaned.get("secret_key")
+        if publishable and secret:
+            try:
+                check_same_mode(publishable=publishable, secret=secret)
+            except forms.ValidationError as error:
+                self.add_error(None, error)
+        return cleaned

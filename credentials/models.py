@@ -1,0 +1,200 @@
+"""Submitted provider keys: stored encrypted, shown only as a hint."""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from credentials.fields import EncryptedSecretField
+from merchants.models import Integration
+
+
+class Provider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+
+
+class Mode(models.TextChoices):
+    TEST = "test", "Test"
+    LIVE = "live", "Live"
+
+
+class Kind(models.TextChoices):
+    SECRET = "secret", "Secret key"
+    RESTRICTED = "restricted", "Restricted key"
+
+
+class VerificationState(models.TextChoices):
+    PENDING = "pending", "Waiting to be verified"
+    VERIFYING = "verifying", "Being verified"
+    VERIFIED = "verified", "Verified"
+    REJECTED = "rejected", "Rejected by Stripe"
+    UNREACHABLE = "unreachable", "Stripe could not be reached"
+
+
+class LifecycleState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUPERSEDED = "superseded", "Replaced by a newer key"
+    REVOKED = "revoked", "Revoked"
+
+
+class CredentialQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(lifecycle_state=LifecycleState.ACTIVE)
+
+    def with_people(self):
+        return self.select_related("merchant", "submitted_by")
+
+
+class Credential(models.Model):
+    """One submitted key pair for one merchant, provider and mode.
+
+    The secret is encrypted at rest and never displayed: people see `secret_hint`. Duplicate
+    detection goes through `fingerprint`, since encrypted values cannot be compared in SQL.
+    A superseded or revoked credential keeps its hint, fingerprint and history, but its secret
+    is erased (NULL).
+    """
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="credentials"
+    )
+    provider = models.CharField(max_length=16, choices=Provider, default=Provider.STRIPE)
+    mode = models.CharField(max_length=8, choices=Mode)
+    kind = models.CharField(max_length=16, choices=Kind)
+    publishable_key = models.CharField(max_length=255)
+    secret = EncryptedSecretField(max_length=255, null=True, editable=False)
+    secret_hint = models.CharField(max_length=32)
+    fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
+    requested_integrations = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True, max_length=2000)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="submitted_credentials",
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+
+    # What verification with the provider learned.
+    verification_state = models.CharField(
+        max_length=16, choices=VerificationState, default=VerificationState.PENDING
+    )
+    verification_attempts = models.PositiveSmallIntegerField(default=0)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    verification_code = models.CharField(max_length=64, blank=True)
+    verification_reason = models.CharField(
+        max_length=500, blank=True, help_text="Our own sentence; never the provider's message."
+    )
+    account_id = models.CharField(max_length=255, blank=True)
+    account_name = models.CharField(max_length=255, blank=True)
+    account_country = models.CharField(max_length=2, blank=True)
+    charges_enabled = models.BooleanField(null=True)
+    payouts_enabled = models.BooleanField(null=True)
+    details_submitted = models.BooleanField(null=True)
+    livemode = models.BooleanField(null=True)
+
+    lifecycle_state = models.CharField(
+        max_length=16, choices=LifecycleState, default=LifecycleState.ACTIVE
+    )
+    lifecycle_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # The helpdesk's progress with this submission.
+    helpdesk_notified_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="acknowledged_credentials",
+    )
+    followup_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    reminders_sent = models.PositiveIntegerField(default=0)
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["merchant", "provider", "mode", "lifecycle_state"],
+                name="cred_merchant_mode_state",
+            ),
+        ]
+        constraints = [
+            # The same secret cannot be active twice for one merchant, provider and mode.
+            models.UniqueConstraint(
+                fields=["merchant", "provider", "mode", "fingerprint"],
+                condition=models.Q(lifecycle_state="active"),
+                name="cred_unique_active_secret",
+            ),
+            # Active keys hold their secret; superseded and revoked ones have it erased.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(lifecycle_state="active", secret__isnull=False)
+                    | (~models.Q(lifecycle_state="active") & models.Q(secret__isnull=True))
+                ),
+                name="cred_secret_only_while_active",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=["test", "live"]), name="cred_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["secret", "restricted"]), name="cred_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    verification_state__in=[
+                        "pending",
+                        "verifying",
+                        "verified",
+                        "rejected",
+                        "unreachable",
+                    ]
+                ),
+                name="cred_verification_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lifecycle_state__in=["active", "superseded", "revoked"]),
+                name="cred_lifecycle_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(fingerprint=""), name="cred_fingerprint_present"
+            ),
+        ]
+        permissions = [
+            ("view_key_status", "View keys"),
+            ("submit_keys", "Submit and roll keys"),
+            ("revoke_keys", "Revoke keys"),
+        ]
+
+    def __str__(self):
+        return f"{self.merchant} · {self.get_mode_display()} · {self.secret_hint}"
+
+    def get_absolute_url(self):
+        return reverse("credentials:detail", kwargs={"slug": self.merchant.slug, "pk": self.pk})
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifecycle_state == LifecycleState.ACTIVE
+
+    @property
+    def requested_integration_labels(self) -> list[str]:
+        return Integration.labels_for(self.requested_integrations)
+
+
+class EncryptionCanary(models.Model):
+    """A known value encrypted with the keys in use, so a system check can prove they decrypt.
+
+    Written by a migration; re-encrypted by `rotate_encryption_key` with the rest.
+    """
+
+    PLAINTEXT = "keyhouse-encryption-canary"
+
+    value = EncryptedSecretField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "encryption canary"
+
+    def __str__(self):
+        return f"Encryption canary {self.pk}"

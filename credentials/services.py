@@ -1,0 +1,78 @@
+"""Writes of credentials. The only code that stores or erases a secret."""
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
+
+from credentials.fingerprints import secret_fingerprint
+from credentials.models import Credential, Kind, Provider
+from credentials.selectors import credential_fingerprint_active
+from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
+from merchants.models import Merchant
+
+DUPLICATE_MESSAGE = (
+    "This secret key is already stored for this merchant in {mode} mode ({hint}). There is "
+    "nothing to do; to replace a key, roll it in the Stripe dashboard and submit the new one."
+)
+
+
+@sensitive_variables("secret_key", "secret")
+def credential_submit(
+    *,
+    merchant: Merchant,
+    publishable_key: StripeKey,
+    secret_key: StripeKey,
+    requested_integrations: list[str],
+    note: str,
+    actor,
+) -> Credential:
+    """Store a Stripe key pair for `merchant`, encrypted and pending verification.
+
+    Raise ValidationError (code "duplicate") when the same secret is already active for this
+    merchant and mode, and ValidationError (code "mode_mismatch") for keys of different modes.
+    """
+    check_same_mode(publishable=publishable_key, secret=secret_key)
+    secret = secret_key.value
+    fingerprint = secret_fingerprint(secret)
+    duplicate = ValidationError(
+        DUPLICATE_MESSAGE.format(mode=secret_key.mode, hint=secret_key.hint), code="duplicate"
+    )
+    credential = Credential(
+        merchant=merchant,
+        provider=Provider.STRIPE,
+        mode=secret_key.mode,
+        kind=Kind.RESTRICTED if secret_key.type == RESTRICTED else Kind.SECRET,
+        publishable_key=publishable_key.value,
+        secret=secret,
+        secret_hint=secret_key.hint,
+        fingerprint=fingerprint,
+        requested_integrations=list(requested_integrations),
+        note=note,
+        submitted_by=actor,
+    )
+    # The secret is left out of model validation: validating a constraint that names it would
+    # send the plaintext to the database as a query parameter.
+    credential.full_clean(exclude={"secret"}, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            # Locking the merchant serialises submissions for it, so the duplicate check and
+            # the insert cannot interleave; the unique constraint backs it up regardless.
+            Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
+            if credential_fingerprint_active(
+                merchant=merchant,
+                provider=credential.provider,
+                mode=credential.mode,
+                fingerprint=fingerprint,
+            ):
+                raise duplicate
+            credential.save()
+    except IntegrityError:
+        if credential_fingerprint_active(
+            merchant=merchant,
+            provider=credential.provider,
+            mode=credential.mode,
+            fingerprint=fingerprint,
+        ):
+            raise duplicate from None
+        raise
+    return credential

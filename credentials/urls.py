@@ -1,0 +1,10 @@
+from django.urls import path
+
+from credentials import views
+
+app_name = "credentials"
+
+urlpatterns = [
+    path("m/<slug:slug>/keys/new/", views.CredentialSubmitView.as_view(), name="submit"),
+    path("m/<slug:slug>/keys/<int:pk>/", views.CredentialDetailView.as_view(), name="detail"),
+]

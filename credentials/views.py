@@ -1,0 +1,57 @@
+"""Merchant pages for submitting keys and following their verification."""
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.generic import FormView, TemplateView
+
+from credentials.forms import CredentialSubmitForm
+from credentials.selectors import credential_get_for_member
+from credentials.services import credential_submit
+from teams.mixins import MerchantPermissionRequiredMixin
+from teams.permissions import SUBMIT_KEYS, VIEW_KEYS
+
+# Error reports (emails to ADMINS, Sentry-like handlers) replace these POST values with stars.
+_SENSITIVE_FIELDS = ("secret_key", "publishable_key", "note")
+
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(sensitive_post_parameters(*_SENSITIVE_FIELDS), name="dispatch")
+class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
+    permission_required = SUBMIT_KEYS
+    form_class = CredentialSubmitForm
+    template_name = "credentials/submit.html"
+
+    def get_initial(self):
+        return {"requested_integrations": self.merchant.requested_integrations}
+
+    def form_valid(self, form):
+        try:
+            credential = credential_submit(
+                merchant=self.merchant,
+                publishable_key=form.cleaned_data["publishable_key"],
+                secret_key=form.cleaned_data["secret_key"],
+                requested_integrations=form.cleaned_data["requested_integrations"],
+                note=form.cleaned_data["note"],
+                actor=self.request.user,
+            )
+        except ValidationError as error:
+            field = "secret_key" if error.code == "duplicate" else None
+            form.add_error(field, error)
+            return self.form_invalid(form)
+        return redirect(credential.get_absolute_url() + "?submitted=1")
+
+
+class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
+    permission_required = VIEW_KEYS
+    template_name = "credentials/detail.html"
+
+    def get_context_data(self, **kwargs):
+        credential = credential_get_for_member(
+            user=self.request.user, merchant=self.merchant, pk=self.kwargs["pk"]
+        )
+        return super().get_context_data(
+            credential=credential, just_submitted="submitted" in self.request.GET, **kwargs
+        )

@@ -1,0 +1,34 @@
+"""The helpdesk's Django groups and the admin permissions each one needs."""
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+HELPDESK_GROUP = "Helpdesk"
+
+# Global (admin) permissions. Merchant portal permissions come from memberships, not groups.
+HELPDESK_PERMISSIONS = (
+    "merchants.view_merchant",
+    "credentials.view_credential",
+    "credentials.change_credential",
+    "teams.view_membership",
+    "teams.view_role",
+    "teams.view_user",
+)
+
+
+def _permissions(perms):
+    permissions = []
+    for perm in perms:
+        app_label, codename = perm.split(".", 1)
+        permissions.append(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return permissions
+
+
+@transaction.atomic
+def helpdesk_groups_ensure() -> dict[str, Group]:
+    """Create or update the helpdesk groups so they hold exactly their permissions."""
+    group, _ = Group.objects.get_or_create(name=HELPDESK_GROUP)
+    group.permissions.set(_permissions(HELPDESK_PERMISSIONS))
+    return {HELPDESK_GROUP: group}

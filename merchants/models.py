@@ -1,0 +1,61 @@
+"""The merchant: the tenant whose keys the helpdesk needs."""
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Integration(models.TextChoices):
+    """What a merchant wants switched on."""
+
+    ONLINE_PAYMENTS = "online_payments", "Online payments"
+    IN_PERSON = "in_person", "In-person / terminal"
+    SUBSCRIPTIONS = "subscriptions", "Subscriptions and billing"
+    INVOICING = "invoicing", "Invoicing"
+    PAYOUTS_REPORTING = "payouts_reporting", "Payouts and reporting"
+
+    @classmethod
+    def labels_for(cls, values) -> list[str]:
+        """Return the labels of `values` in catalogue order, ignoring unknown ones."""
+        chosen = set(values or ())
+        return [label for value, label in cls.choices if value in chosen]
+
+
+country_code_validator = RegexValidator(
+    r"^[A-Z]{2}$", "Enter the two-letter country code in capitals, such as GB or DE."
+)
+
+
+class Merchant(models.Model):
+    """A business that hands its payment-provider keys to the integrator."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=32, blank=True)
+    website = models.URLField(blank=True)
+    country = models.CharField(
+        max_length=2, blank=True, validators=[country_code_validator], help_text="ISO 3166 code."
+    )
+    requested_integrations = models.JSONField(
+        default=list, blank=True, help_text="Integration values, see merchants.models.Integration."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("access_merchant", "View merchant"),
+            ("edit_merchant_profile", "Edit merchant profile"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("merchants:detail", kwargs={"slug": self.slug})
+
+    @property
+    def requested_integration_labels(self) -> list[str]:
+        return Integration.labels_for(self.requested_integrations)

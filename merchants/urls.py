@@ -1,0 +1,10 @@
+from django.urls import path
+
+from merchants import views
+
+app_name = "merchants"
+
+urlpatterns = [
+    path("", views.DashboardView.as_view(), name="dashboard"),
+    path("m/<slug:slug>/", views.MerchantDetailView.as_view(), name="detail"),
+]

@@ -1,0 +1,165 @@
+"""Users, roles and memberships: who may do what for which merchant."""
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import Permission, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from teams.permissions import OWNER
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        # People type their address with whatever capitals they like.
+        return self.get(email__iexact=username)
+
+    def _create_user(self, email, password, **extra_fields):
+        if not email:
+            raise ValueError("A user needs an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in with an email address: merchant member, helpdesk agent or both."""
+
+    email = models.EmailField("email address", unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(
+        "staff status", default=False, help_text="May sign in to the helpdesk admin."
+    )
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="teams_user_email_ci_unique"),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+    def get_full_name(self):
+        return self.full_name or self.email
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class RoleQuerySet(models.QuerySet):
+    def defaults(self):
+        return self.filter(merchant__isnull=True)
+
+    def available_to(self, merchant):
+        """Return the default roles and the merchant's own custom roles."""
+        return self.filter(models.Q(merchant__isnull=True) | models.Q(merchant=merchant))
+
+
+class Role(models.Model):
+    """A named set of merchant permissions: a default role (no merchant) or a custom one."""
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="custom_roles",
+        help_text="Empty for the default roles, which every merchant shares.",
+    )
+    slug = models.SlugField(
+        max_length=64, blank=True, help_text="Set for default roles, which code refers to."
+    )
+    name = models.CharField(max_length=64)
+    description = models.CharField(max_length=255, blank=True)
+    permissions = models.ManyToManyField(Permission, related_name="merchant_roles")
+
+    objects = RoleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["merchant_id", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                "merchant",
+                Lower("name"),
+                name="teams_role_name_unique_per_merchant",
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=models.Q(merchant__isnull=True),
+                name="teams_default_role_name_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=models.Q(merchant__isnull=True),
+                name="teams_default_role_slug_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(merchant__isnull=True) | models.Q(slug=""),
+                name="teams_custom_role_has_no_slug",
+            ),
+        ]
+        permissions = [("manage_custom_roles", "Manage custom roles")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_default(self) -> bool:
+        return self.merchant_id is None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.is_default and self.slug == OWNER
+
+
+class Membership(models.Model):
+    """A user's place in one merchant's team, with one role."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="memberships")
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["merchant_id", "joined_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "merchant"], name="teams_one_membership"),
+        ]
+        permissions = [
+            ("view_team", "View team"),
+            ("invite_members", "Invite members"),
+            ("manage_member_roles", "Manage members' roles"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.merchant} as {self.role}"

@@ -1,0 +1,102 @@
+"""The catalogue of merchant permissions and the default roles built from it.
+
+Permissions are Django permissions (`app_label.codename`) declared on the models' Meta. They
+are asked per merchant: `user.has_perm(VIEW_KEYS, merchant)`, answered by
+`teams.backends.MerchantRoleBackend` from the member's role in that merchant.
+"""
+
+from dataclasses import dataclass
+
+VIEW_MERCHANT = "merchants.access_merchant"
+EDIT_MERCHANT_PROFILE = "merchants.edit_merchant_profile"
+VIEW_KEYS = "credentials.view_key_status"
+SUBMIT_KEYS = "credentials.submit_keys"
+REVOKE_KEYS = "credentials.revoke_keys"
+VIEW_TEAM = "teams.view_team"
+INVITE_MEMBERS = "teams.invite_members"
+MANAGE_MEMBER_ROLES = "teams.manage_member_roles"
+MANAGE_CUSTOM_ROLES = "teams.manage_custom_roles"
+
+
+@dataclass(frozen=True)
+class MerchantPermission:
+    perm: str
+    label: str
+    description: str
+
+    @property
+    def app_label(self) -> str:
+        return self.perm.split(".", 1)[0]
+
+    @property
+    def codename(self) -> str:
+        return self.perm.split(".", 1)[1]
+
+
+CATALOGUE: tuple[MerchantPermission, ...] = (
+    MerchantPermission(VIEW_MERCHANT, "View merchant", "Open the merchant's pages."),
+    MerchantPermission(
+        EDIT_MERCHANT_PROFILE,
+        "Edit merchant profile",
+        "Change the merchant's contact details, website, country and requested integrations.",
+    ),
+    MerchantPermission(
+        VIEW_KEYS,
+        "View keys",
+        "See which keys are stored, their hints and verification results (never the secret).",
+    ),
+    MerchantPermission(
+        SUBMIT_KEYS, "Submit and roll keys", "Send new Stripe keys, including replacements."
+    ),
+    MerchantPermission(
+        REVOKE_KEYS, "Revoke keys", "Report a key as compromised, which erases it at once."
+    ),
+    MerchantPermission(VIEW_TEAM, "View team", "See the members, their roles and invitations."),
+    MerchantPermission(INVITE_MEMBERS, "Invite members", "Invite people by email to join."),
+    MerchantPermission(
+        MANAGE_MEMBER_ROLES,
+        "Manage members' roles",
+        "Change other members' roles and remove members.",
+    ),
+    MerchantPermission(
+        MANAGE_CUSTOM_ROLES, "Manage custom roles", "Create, edit and delete custom roles."
+    ),
+)
+CATALOGUE_BY_PERM = {entry.perm: entry for entry in CATALOGUE}
+ALL_MERCHANT_PERMISSIONS = frozenset(CATALOGUE_BY_PERM)
+
+
+@dataclass(frozen=True)
+class DefaultRole:
+    slug: str
+    name: str
+    description: str
+    permissions: frozenset[str]
+
+
+OWNER = "owner"
+
+DEFAULT_ROLES: tuple[DefaultRole, ...] = (
+    DefaultRole(
+        OWNER, "Owner", "Everything, including making other Owners.", ALL_MERCHANT_PERMISSIONS
+    ),
+    DefaultRole(
+        "administrator",
+        "Administrator",
+        "Everything but ownership.",
+        ALL_MERCHANT_PERMISSIONS,
+    ),
+    DefaultRole(
+        "developer",
+        "Developer",
+        "Sends and rolls keys and follows their verification.",
+        frozenset({VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS, VIEW_TEAM}),
+    ),
+    DefaultRole(
+        "support",
+        "Support",
+        "Follows the state of the keys.",
+        frozenset({VIEW_MERCHANT, VIEW_KEYS}),
+    ),
+    DefaultRole("view-only", "View only", "Sees the merchant's page.", frozenset({VIEW_MERCHANT})),
+)
