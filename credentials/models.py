@@ -87,10 +87,10 @@ class Credential(models.Model):
     account_id = models.CharField(max_length=255, blank=True)
     account_name = models.CharField(max_length=255, blank=True)
     account_country = models.CharField(max_length=2, blank=True)
-    charges_enabled = models.BooleanField(null=True)
-    payouts_enabled = models.BooleanField(null=True)
-    details_submitted = models.BooleanField(null=True)
-    livemode = models.BooleanField(null=True)
+    charges_enabled = models.BooleanField(null=True, blank=True)
+    payouts_enabled = models.BooleanField(null=True, blank=True)
+    details_submitted = models.BooleanField(null=True, blank=True)
+    livemode = models.BooleanField(null=True, blank=True)
 
     lifecycle_state = models.CharField(
         max_length=16, choices=LifecycleState, default=LifecycleState.ACTIVE

@@ -71,7 +71,7 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
         ("teams", "0001_initial"),
         ("merchants", "0001_initial"),
-        ("credentials", "0002_initial"),
+        ("credentials", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(seed_default_roles, remove_default_roles)]

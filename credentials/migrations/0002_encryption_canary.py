@@ -10,6 +10,6 @@ def create_canary(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("credentials", "0002_initial")]
+    dependencies = [("credentials", "0001_initial")]
 
     operations = [migrations.RunPython(create_canary, migrations.RunPython.noop)]

@@ -1,0 +1,67 @@
+"""Fixtures shared by the whole suite."""
+
+import pytest
+from django.test import Client
+
+from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def merchant(db):
+    return MerchantFactory(name="Demo Coffee Co", slug="demo-coffee-co")
+
+
+@pytest.fixture
+def other_merchant(db):
+    return MerchantFactory(name="Demo Bakery Co", slug="demo-bakery-co")
+
+
+@pytest.fixture
+def member_factory(db):
+    """Return a function that adds a new user to a merchant with a default role."""
+
+    def make(merchant, role="owner", **user_fields):
+        user = UserFactory(**user_fields)
+        MembershipFactory(user=user, merchant=merchant, role=default_role(role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def owner(merchant, member_factory):
+    return member_factory(merchant, "owner", email="owner@demo.test")
+
+
+@pytest.fixture
+def other_owner(other_merchant, member_factory):
+    return member_factory(other_merchant, "owner", email="other-owner@demo.test")
+
+
+@pytest.fixture
+def client_for():
+    """Return a function giving a test client signed in as the given user."""
+
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def owner_client(owner, client_for):
+    return client_for(owner)
+
+
+@pytest.fixture
+def helpdesk_user(db):
+    from merchants.helpdesk import HELPDESK_GROUP, helpdesk_groups_ensure
+
+    groups = helpdesk_groups_ensure()
+    user = UserFactory(email="helpdesk@demo.test", is_staff=True)
+    user.groups.add(groups[HELPDESK_GROUP])
+    return user
