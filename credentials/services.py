@@ -10,6 +10,10 @@ from credentials.selectors import credential_fingerprint_active
 from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
 from merchants.models import Merchant
 
+class SubmissionRefused(ValidationError):
+    """A submission the service refuses for a reason the merchant can fix."""
+
+
 DUPLICATE_MESSAGE = (
     "This secret key is already stored for this merchant in {mode} mode ({hint}). There is "
     "nothing to do; to replace a key, roll it in the Stripe dashboard and submit the new one."
@@ -28,13 +32,16 @@ def credential_submit(
 ) -> Credential:
     """Store a Stripe key pair for `merchant`, encrypted and pending verification.
 
-    Raise ValidationError (code "duplicate") when the same secret is already active for this
-    merchant and mode, and ValidationError (code "mode_mismatch") for keys of different modes.
+    Raise SubmissionRefused (code "duplicate") when the same secret is already active for this
+    merchant and mode, or (code "mode_mismatch") for keys of different modes.
     """
-    check_same_mode(publishable=publishable_key, secret=secret_key)
+    try:
+        check_same_mode(publishable=publishable_key, secret=secret_key)
+    except ValidationError as error:
+        raise SubmissionRefused(error.message, code=error.code) from None
     secret = secret_key.value
     fingerprint = secret_fingerprint(secret)
-    duplicate = ValidationError(
+    duplicate = SubmissionRefused(
         DUPLICATE_MESSAGE.format(mode=secret_key.mode, hint=secret_key.hint), code="duplicate"
     )
     credential = Credential(

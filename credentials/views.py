@@ -1,6 +1,5 @@
 """Merchant pages for submitting keys and following their verification."""
 
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -9,7 +8,7 @@ from django.views.generic import FormView, TemplateView
 
 from credentials.forms import CredentialSubmitForm
 from credentials.selectors import credential_get_for_member
-from credentials.services import credential_submit
+from credentials.services import SubmissionRefused, credential_submit
 from teams.mixins import MerchantPermissionRequiredMixin
 from teams.permissions import SUBMIT_KEYS, VIEW_KEYS
 
@@ -37,7 +36,7 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
                 note=form.cleaned_data["note"],
                 actor=self.request.user,
             )
-        except ValidationError as error:
+        except SubmissionRefused as error:
             field = "secret_key" if error.code == "duplicate" else None
             form.add_error(field, error)
             return self.form_invalid(form)
