@@ -10,6 +10,7 @@ from credentials.selectors import credential_fingerprint_active
 from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
 from merchants.models import Merchant
 
+
 class SubmissionRefused(ValidationError):
     """A submission the service refuses for a reason the merchant can fix."""
 
