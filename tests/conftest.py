@@ -1,11 +1,35 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite, and the rules for tests that need real services."""
+
+import os
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role
 
 PASSWORD = "correct horse battery"
+
+# CI sets this so that a missing service fails the run instead of skipping what needs it.
+REQUIRE_SERVICES = os.environ.get("KEYHOUSE_REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(item) -> str | None:
+    """Return why `item` cannot run here, or None if the services it needs are configured."""
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        return "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/keyhouse"
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        return "needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0"
+    return None
+
+
+def pytest_runtest_setup(item):
+    reason = _missing_service(item)
+    if reason is None:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"KEYHOUSE_REQUIRE_SERVICES=1 but this test {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
