@@ -52,7 +52,7 @@ test: install lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m tests.benchmarks
 
 clean:
 	rm -rf var/broker var/celerybeat-schedule* .pytest_cache .ruff_cache

@@ -38,6 +38,17 @@ class LifecycleState(models.TextChoices):
 
 
 class CredentialQuerySet(models.QuerySet):
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        # bulk_update hands the field a CASE WHEN expression, which the encryption library
+        # encrypts as text: the row then holds "CASE WHEN … THEN Value('sk_live_…')" instead
+        # of the secret. Secrets are saved row by row instead.
+        if "secret" in fields:
+            raise TypeError(
+                "bulk_update() would store secrets unencrypted; save each credential with "
+                "save(update_fields=['secret']) instead."
+            )
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
     def active(self):
         return self.filter(lifecycle_state=LifecycleState.ACTIVE)
 
