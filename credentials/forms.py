@@ -15,7 +15,18 @@ from credentials.stripe_keys import (
 from merchants.models import Integration
 
 # A secret or restricted key inside free text (the note), which is mailed to the helpdesk.
-_KEY_IN_TEXT = re.compile(r"\b[sr]k_(?:test|live)_[A-Za-z0-9]{8,}")
+# Not "\b": an underscore is a word character, so "\b" would miss "old_key_sk_live_…".
+_KEY_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])[sr]k_(?:test|live)_[A-Za-z0-9]{8,}")
+
+
+def reject_key_in_text(value: str) -> None:
+    """Raise ValidationError (code "key_in_note") if `value` holds a secret or restricted key."""
+    if _KEY_IN_TEXT.search(value):
+        raise forms.ValidationError(
+            "Remove the key from the note: notes are emailed to the helpdesk, so keys go only "
+            "in the key fields above.",
+            code="key_in_note",
+        )
 
 
 class RedactedOnErrorBoundField(BoundField):
@@ -65,7 +76,18 @@ class StripeKeyField(forms.CharField):
 class NoteField(forms.CharField):
     """Free text that is redisplayed after an error, unless it was refused for holding a key."""
 
+    # A validator rather than a clean_note(): validators all run, so a note that is too long
+    # and holds a key is refused for both and not redisplayed. clean_note() would be skipped
+    # after the length error, and the key would come back in the page.
+    default_validators = [reject_key_in_text]
     redact_error_codes = frozenset({"key_in_note"})
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        # A browser-side maxlength would cut a long pasted note silently; the server refuses it
+        # with a message and keeps the text, so nothing is lost.
+        attrs.pop("maxlength", None)
+        return attrs
 
     def get_bound_field(self, form, field_name):
         return RedactedOnErrorBoundField(form, self, field_name)
@@ -117,16 +139,6 @@ class CredentialSubmitForm(forms.Form):
             "max_length": "Keep the note under %(limit_value)d characters (it has %(show_value)d)."
         },
     )
-
-    def clean_note(self):
-        note = self.cleaned_data["note"]
-        if _KEY_IN_TEXT.search(note):
-            raise forms.ValidationError(
-                "Remove the key from the note: notes are emailed to the helpdesk, so keys go "
-                "only in the key fields above.",
-                code="key_in_note",
-            )
-        return note
 
     def clean(self):
         cleaned = super().clean()

@@ -13,6 +13,9 @@ MAX_KEY_LENGTH = 255
 
 _PREFIXED = re.compile(r"^(?P<type>pk|sk|rk)_(?P<mode>test|live)_(?P<body>.*)$", re.DOTALL)
 _BODY = re.compile(r"^[A-Za-z0-9]+$")
+_LOOKS_LIKE_A_KEY = re.compile(r"^[psr]k_")
+# Straight quotes only: curly ones are refused earlier as non-ASCII.
+_QUOTES = frozenset("\"'`")
 # Fernet tokens start with version byte 0x80, which base64 writes as "gAAAAA".
 _FERNET_TOKEN = re.compile(r"^gAAAAA[A-Za-z0-9_\-]+=*$")
 
@@ -69,14 +72,23 @@ def check_same_mode(*, publishable: StripeKey, secret: StripeKey) -> None:
         )
 
 
+def _not_a_stripe_key(field: str, expected: str) -> ValidationError:
+    return ValidationError(
+        f"This is not a Stripe {field}: it should start with {expected}. {WHERE_TO_COPY}",
+        code="not_a_stripe_key",
+    )
+
+
 def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
     value = value.strip()
     field = "publishable key" if PUBLISHABLE in wanted else "secret key"
-    expected = " or ".join(
-        f"{prefix}_test_ or {prefix}_live_"
+    prefixes = [
+        f"{prefix}_{mode}_"
         for prefix, key_type in _TYPE_BY_PREFIX.items()
         if key_type in wanted
-    )
+        for mode in ("test", "live")
+    ]
+    expected = ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
     if len(value) > MAX_KEY_LENGTH:
         raise ValidationError(
             f"This is {len(value)} characters long, more than any Stripe key "
@@ -92,10 +104,20 @@ def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
             code="non_ascii",
         )
     if any(char.isspace() or not char.isprintable() for char in value):
+        if not _LOOKS_LIKE_A_KEY.match(value):
+            # Text with spaces that is not a key at all ("my secret key", "Bearer sk_…")
+            # gets the message about what a key looks like, not about spaces inside one.
+            raise _not_a_stripe_key(field, expected)
         raise ValidationError(
             "This contains a space, line break or other invisible character inside the key. "
             "Paste the key again as one unbroken line.",
             code="inner_whitespace",
+        )
+    if value[:1] in _QUOTES or value[-1:] in _QUOTES:
+        raise ValidationError(
+            "This has quotation marks around the key. Remove the quotation marks, then paste "
+            "the key again.",
+            code="quoted",
         )
     if _FERNET_TOKEN.match(value):
         raise ValidationError(
@@ -105,10 +127,7 @@ def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
         )
     match = _PREFIXED.match(value)
     if match is None:
-        raise ValidationError(
-            f"This is not a Stripe {field}: it should start with {expected}. {WHERE_TO_COPY}",
-            code="not_a_stripe_key",
-        )
+        raise _not_a_stripe_key(field, expected)
     key_type = _TYPE_BY_PREFIX[match["type"]]
     if key_type not in wanted:
         if key_type == PUBLISHABLE:
@@ -123,7 +142,13 @@ def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
             )
         raise ValidationError(message, code="swapped")
     body = match["body"]
-    if not _BODY.match(body or "_"):
+    if not body:
+        raise ValidationError(
+            f"This is only the beginning of a key (“{match['type']}_{match['mode']}_”). Copy the "
+            "whole key with the dashboard's copy button and paste it again.",
+            code="too_short",
+        )
+    if not _BODY.match(body):
         raise ValidationError(
             f"After “{match['type']}_{match['mode']}_” a Stripe key has only letters and digits; "
             f"this one has other characters. {WHERE_TO_COPY}",

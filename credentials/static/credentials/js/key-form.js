@@ -13,11 +13,16 @@
     if (!value) return { error: "" };
     if (value.length > MAX_LENGTH) return { error: "This is longer than any Stripe key (" + MAX_LENGTH + " characters at most). Check that only the key was pasted." };
     if (/[^\x00-\x7F]/.test(value)) return { error: "This contains characters that Stripe keys never have (such as accented letters or curly quotes). Copy the key again from the Stripe dashboard." };
-    if (/[\s\x00-\x1F\x7F]/.test(value)) return { error: "This contains a space or line break inside the key. Paste the key again as one unbroken line." };
+    var expected = wanted === "publishable" ? "pk_test_ or pk_live_" : "sk_test_, sk_live_, rk_test_ or rk_live_";
+    var notAKey = "This is not a Stripe " + (wanted === "publishable" ? "publishable" : "secret") + " key: it should start with " + expected + ".";
+    if (/[\s\x00-\x1F\x7F]/.test(value)) {
+      if (!/^[psr]k_/.test(value)) return { error: notAKey };
+      return { error: "This contains a space or line break inside the key. Paste the key again as one unbroken line." };
+    }
+    if (/^["'`]|["'`]$/.test(value)) return { error: "This has quotation marks around the key. Remove the quotation marks, then paste the key again." };
     if (/^gAAAAA[A-Za-z0-9_\-]+=*$/.test(value)) return { error: "This looks like an encrypted value, not a Stripe key." };
     var match = PREFIXED.exec(value);
-    var expected = wanted === "publishable" ? "pk_test_ or pk_live_" : "sk_test_, sk_live_, rk_test_ or rk_live_";
-    if (!match) return { error: "This is not a Stripe " + (wanted === "publishable" ? "publishable" : "secret") + " key: it should start with " + expected + "." };
+    if (!match) return { error: notAKey };
     var kind = KIND[match[1]];
     var isWanted = wanted === "publishable" ? kind === "publishable" : kind !== "publishable";
     if (!isWanted) {
@@ -25,7 +30,8 @@
         ? "This is a publishable key; paste it in the publishable key field."
         : "This is a " + kind + " key; paste it in the secret key field." };
     }
-    if (!/^[A-Za-z0-9]+$/.test(match[3] || "_")) return { error: "After “" + match[1] + "_" + match[2] + "_” a Stripe key has only letters and digits." };
+    if (!match[3]) return { error: "This is only the beginning of a key (“" + match[1] + "_" + match[2] + "_”). Copy the whole key with the dashboard's copy button and paste it again." };
+    if (!/^[A-Za-z0-9]+$/.test(match[3])) return { error: "After “" + match[1] + "_" + match[2] + "_” a Stripe key has only letters and digits." };
     if (match[3].length < MIN_BODY) return { error: "This key is too short: it needs at least " + MIN_BODY + " letters and digits after “" + match[1] + "_" + match[2] + "_”." };
     return { error: "", mode: match[2] };
   }
