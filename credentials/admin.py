@@ -104,3 +104,7 @@ class EncryptionCanaryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Without the canary the system check has nothing known to decrypt.
+        return False

@@ -1,16 +1,31 @@
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, Q
 
 from merchants.models import Merchant
-from teams.models import Membership
+from teams.admin import MembershipAdminForm
+from teams.models import Membership, Role
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipAdminForm
     extra = 0
     autocomplete_fields = ("user",)
     fields = ("user", "role", "joined_at")
     readonly_fields = ("joined_at",)
+
+    def get_queryset(self, request):
+        # Each row prints the membership (user, merchant and role): one query for all rows.
+        return super().get_queryset(request).select_related("user", "merchant", "role")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        role = formset.form.base_fields.get("role")
+        if role is not None:
+            # Offer the default roles and this merchant's own, never another merchant's.
+            role.queryset = Role.objects.available_to(obj)
+        return formset
 
 
 @admin.register(Merchant)
@@ -19,6 +34,8 @@ class MerchantAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug", "contact_email")
     list_filter = ("country",)
     prepopulated_fields = {"slug": ("name",)}
+    # Merchants type their address without a scheme; assume https, not Django 5's http.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = (MembershipInline,)
     ordering = ("name",)
 

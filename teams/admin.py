@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
@@ -57,8 +58,27 @@ class RoleAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
 
+class MembershipAdminForm(forms.ModelForm):
+    """Refuse a custom role that belongs to another merchant than the membership's."""
+
+    class Meta:
+        model = Membership
+        fields = ("user", "merchant", "role", "joined_at")
+
+    def clean(self):
+        cleaned_data = super().clean()
+        role = cleaned_data.get("role")
+        # The standalone form chooses the merchant; an inline's merchant is its parent's.
+        merchant = cleaned_data.get("merchant") if "merchant" in self.fields else None
+        merchant_id = merchant.pk if merchant else self.instance.merchant_id
+        if role is not None and role.merchant_id not in (None, merchant_id):
+            self.add_error("role", "This custom role belongs to another merchant.")
+        return cleaned_data
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipAdminForm
     list_display = ("user", "merchant", "role", "joined_at")
     list_select_related = ("user", "merchant", "role")
     list_filter = ("role",)

@@ -1,0 +1,249 @@
+"""Tenant isolation: no merchant-scoped address opens for anyone but the merchant's members.
+
+The addresses are read from the URL configuration, so a new merchant view is covered as soon as
+it is routed: every pattern that takes a `slug` is merchant-scoped.
+"""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+from django.urls import URLResolver, get_resolver, reverse
+
+from credentials.models import Credential
+from merchants.models import Merchant
+from teams.models import Membership, Role
+from tests.factories import CredentialFactory, fake_key
+
+MERCHANT_KWARG = "slug"
+
+
+@dataclass(frozen=True)
+class MerchantRoute:
+    """A routed pattern that takes a merchant slug: its full name and its URL kwargs."""
+
+    name: str | None
+    route: str
+    kwargs: frozenset[str]
+
+    def __str__(self):
+        return self.name or self.route
+
+
+def merchant_scoped_routes() -> list[MerchantRoute]:
+    """Return every pattern of the URL configuration that takes a merchant slug."""
+    found = []
+
+    def walk(patterns, namespace: str, route: str, kwargs: frozenset[str]):
+        for entry in patterns:
+            entry_route = route + str(entry.pattern)
+            entry_kwargs = kwargs | frozenset(entry.pattern.regex.groupindex)
+            if isinstance(entry, URLResolver):
+                entry_namespace = namespace
+                if entry.namespace:
+                    entry_namespace = ":".join(filter(None, (namespace, entry.namespace)))
+                walk(entry.url_patterns, entry_namespace, entry_route, entry_kwargs)
+            elif MERCHANT_KWARG in entry_kwargs:
+                name = ":".join(filter(None, (namespace, entry.name))) if entry.name else None
+                found.append(MerchantRoute(name=name, route=entry_route, kwargs=entry_kwargs))
+
+    walk(get_resolver().url_patterns, "", "", frozenset())
+    return found
+
+
+MERCHANT_ROUTES = merchant_scoped_routes()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    merchant: Merchant
+    owner: object
+    credential: Credential
+
+
+@pytest.fixture
+def tenants(merchant, other_merchant, owner, other_owner):
+    """Demo Coffee Co and Demo Bakery Co, each with its Owner and one stored key."""
+    return {
+        "coffee": Tenant(merchant, owner, CredentialFactory(merchant=merchant, submitted_by=owner)),
+        "bakery": Tenant(
+            other_merchant,
+            other_owner,
+            CredentialFactory(merchant=other_merchant, submitted_by=other_owner),
+        ),
+    }
+
+
+def address(route: MerchantRoute, *, merchant_slug: str, credential_pk: int) -> str:
+    """Return the address of `route` for a merchant, with `pk` set to one of its credentials.
+
+    A new kwarg fails here on purpose: filling it with a made-up value would make a 404 prove
+    nothing, so the test must learn which real object of the tenant belongs there.
+    """
+    if route.name is None:
+        pytest.fail(f"Name the merchant-scoped route {route.route!r} so it can be reversed.")
+    values = {MERCHANT_KWARG: merchant_slug, "pk": credential_pk}
+    unknown = route.kwargs - values.keys()
+    if unknown:
+        pytest.fail(f"{route}: teach the isolation test to fill {sorted(unknown)}.")
+    return reverse(route.name, kwargs={kwarg: values[kwarg] for kwarg in route.kwargs})
+
+
+def tenant_address(route: MerchantRoute, tenant: Tenant) -> str:
+    return address(route, merchant_slug=tenant.merchant.slug, credential_pk=tenant.credential.pk)
+
+
+def send(client, method: str, url: str):
+    """GET `url`, or POST a valid key submission, which a view without a tenant check stores."""
+    if method == "get":
+        return client.get(url)
+    return client.post(
+        url,
+        {
+            "publishable_key": fake_key("pk_test_"),
+            "secret_key": fake_key("sk_test_"),
+            "requested_integrations": ["online_payments"],
+            "note": "",
+        },
+    )
+
+
+def database_state():
+    """Return every row of the tenant data (secrets left out), to prove nothing changed."""
+    state = {}
+    for model in (Merchant, Credential, Membership, Role):
+        columns = [f.attname for f in model._meta.concrete_fields if f.name != "secret"]
+        state[model.__name__] = list(model.objects.order_by("pk").values_list(*columns))
+    return state
+
+
+def without_csrf_token(html: str) -> str:
+    """Return the page with its CSRF token blanked: the token is masked afresh on each render."""
+    return re.sub(r'(name="csrfmiddlewaretoken" value=")[^"]*"', r'\1"', html)
+
+
+VISITS = pytest.mark.parametrize(
+    ("visitor", "victim"), [("bakery", "coffee"), ("coffee", "bakery")]
+)
+ROUTES = pytest.mark.parametrize("route", MERCHANT_ROUTES, ids=str)
+
+
+def test_merchant_scoped_addresses_are_read_from_the_url_configuration():
+    names = {route.name for route in MERCHANT_ROUTES}
+
+    assert MERCHANT_ROUTES
+    assert {"merchants:detail", "credentials:submit", "credentials:detail"} <= names
+
+
+@ROUTES
+@pytest.mark.parametrize("tenant", ["coffee", "bakery"])
+def test_owner_opens_every_address_of_their_own_merchant(route, tenant, tenants, client_for):
+    response = client_for(tenants[tenant].owner).get(tenant_address(route, tenants[tenant]))
+
+    # A view that only takes POST answers 405 once the owner is through the tenant check.
+    post_only = response.status_code == 405 and "GET" not in response["Allow"]
+    assert response.status_code == 200 or post_only
+
+
+@ROUTES
+@VISITS
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_owner_of_another_merchant_gets_404_on_every_address_and_changes_nothing(
+    route, visitor, victim, method, tenants, client_for
+):
+    client = client_for(tenants[visitor].owner)
+    url = tenant_address(route, tenants[victim])
+    before = database_state()
+
+    response = send(client, method, url)
+
+    assert response.status_code == 404
+    assert tenants[victim].merchant.name not in response.content.decode()
+    assert database_state() == before
+
+
+@ROUTES
+@VISITS
+def test_unknown_slug_gets_the_same_404_page_as_another_merchants_slug(
+    route, visitor, victim, tenants, client_for
+):
+    client = client_for(tenants[visitor].owner)
+    victim_key = tenants[victim].credential.pk
+
+    other_tenant = client.get(tenant_address(route, tenants[victim]))
+    unknown = client.get(address(route, merchant_slug="no-such-merchant", credential_pk=victim_key))
+
+    assert unknown.status_code == other_tenant.status_code == 404
+    assert without_csrf_token(unknown.content.decode()) == without_csrf_token(
+        other_tenant.content.decode()
+    )
+
+
+@VISITS
+def test_owner_opens_a_key_of_their_own_merchant(visitor, victim, tenants, client_for):
+    own = tenants[visitor]
+
+    response = client_for(own.owner).get(own.credential.get_absolute_url())
+
+    assert response.status_code == 200
+    assert own.credential.secret_hint in response.content.decode()
+
+
+@VISITS
+def test_key_of_another_merchant_under_own_slug_is_404(visitor, victim, tenants, client_for):
+    own, other = tenants[visitor], tenants[victim]
+    url = reverse(
+        "credentials:detail", kwargs={"slug": own.merchant.slug, "pk": other.credential.pk}
+    )
+
+    response = client_for(own.owner).get(url)
+
+    assert response.status_code == 404
+    assert other.credential.secret_hint not in response.content.decode()
+
+
+@VISITS
+def test_unknown_key_id_gets_the_same_404_page_as_another_merchants_key_id(
+    visitor, victim, tenants, client_for
+):
+    own, other = tenants[visitor], tenants[victim]
+    client = client_for(own.owner)
+    unused_pk = Credential.objects.order_by("-pk").values_list("pk", flat=True)[0] + 1
+
+    def key_page(pk):
+        return client.get(
+            reverse("credentials:detail", kwargs={"slug": own.merchant.slug, "pk": pk})
+        )
+
+    other_tenant, unknown = key_page(other.credential.pk), key_page(unused_pk)
+
+    assert unknown.status_code == other_tenant.status_code == 404
+    assert without_csrf_token(unknown.content.decode()) == without_csrf_token(
+        other_tenant.content.decode()
+    )
+
+
+@ROUTES
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_anonymous_visitor_is_redirected_to_login_on_every_address(route, method, tenants, client):
+    url = tenant_address(route, tenants["coffee"])
+    before = database_state()
+
+    response = send(client, method, url)
+
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next={quote(url)}"
+    assert database_state() == before
+
+
+@ROUTES
+def test_anonymous_visitor_is_redirected_to_login_for_an_unknown_slug_too(route, tenants, client):
+    url = address(
+        route, merchant_slug="no-such-merchant", credential_pk=tenants["coffee"].credential.pk
+    )
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
