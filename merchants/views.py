@@ -29,6 +29,10 @@ class MerchantDetailView(MerchantPermissionRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         can_view_keys = self.request.user.has_perm(VIEW_KEYS, self.merchant)
-        current = credentials_current_by_mode(merchant=self.merchant) if can_view_keys else {}
+        current = (
+            credentials_current_by_mode(user=self.request.user, merchant=self.merchant)
+            if can_view_keys
+            else {}
+        )
         modes = [(mode, label, current.get(mode)) for mode, label in Mode.choices]
         return super().get_context_data(can_view_keys=can_view_keys, modes=modes, **kwargs)

@@ -1,8 +1,10 @@
 """Users, roles and memberships: who may do what for which merchant."""
 
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import Permission, PermissionsMixin
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -64,6 +66,27 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self):
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+    def has_perm(self, perm, obj=None):
+        """Return True if the user holds `perm`, globally (obj=None) or for `obj`.
+
+        Django lets active superusers pass every check. That stays true for the admin
+        (obj=None), but a permission for one merchant comes only from the role held there:
+        a platform superuser who is a "View only" member cannot submit keys as that member.
+        """
+        if obj is None:
+            return super().has_perm(perm, obj)
+        if not self.is_active:
+            return False
+        for backend in auth.get_backends():
+            if not hasattr(backend, "has_perm"):
+                continue
+            try:
+                if backend.has_perm(self, perm, obj):
+                    return True
+            except PermissionDenied:
+                return False
+        return False
 
     def get_full_name(self):
         return self.full_name or self.email
@@ -163,3 +186,14 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.merchant} as {self.role}"
+
+    def clean(self):
+        super().clean()
+        if (
+            self.role_id
+            and self.merchant_id
+            and self.role.merchant_id not in (None, self.merchant_id)
+        ):
+            raise ValidationError(
+                {"role": "Choose a default role or one of this merchant's own custom roles."}
+            )
