@@ -1,5 +1,6 @@
 """Durations written by operators: `86400`, `90s`, `15m`, `24h`, `2d`."""
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)\s*$", re.IGNORECASE)
@@ -22,6 +23,7 @@ def parse_duration_seconds(value: str | int | float) -> float:
                 "a unit s, m, h or d (90s, 15m, 24h, 2d)."
             )
         seconds = float(match["amount"]) * _UNIT_SECONDS[match["unit"].lower()]
-    if seconds <= 0:
-        raise ValueError(f"The duration {value!r} must be greater than zero.")
+    # `not 0 < seconds < inf` also refuses NaN, which compares false with everything.
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"The duration {value!r} must be a finite number greater than zero.")
     return seconds

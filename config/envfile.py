@@ -5,6 +5,7 @@ it may hold keys that already encrypt stored secrets, and losing them loses the 
 """
 
 import argparse
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def generated_env() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write `.env` at `--path` unless a file is already there; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--path", type=Path, default=BASE_DIR / ".env")
     parser.add_argument("--key", action="store_true", help="print a new Fernet key and exit")
@@ -37,10 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.key:
         print(Fernet.generate_key().decode())
         return 0
-    if args.path.exists():
+    try:
+        # Created exclusively and private from the first byte: no moment when another user
+        # could read it, and no overwriting a file that appeared since anyone looked.
+        fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
         print(f"{args.path.name} exists; keeping it.")
         return 0
-    args.path.write_text(generated_env())
+    with os.fdopen(fd, "w", encoding="utf-8") as env_file:
+        env_file.write(generated_env())
+    # The mode given to os.open() is narrowed by the umask, never widened; make it exact.
     args.path.chmod(0o600)
     print(f"Wrote {args.path.name} with new secrets (DEMO_PASSWORD is the demo users' password).")
     return 0

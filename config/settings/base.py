@@ -4,9 +4,11 @@ Every value that differs between machines comes from the environment (or `.env`)
 variable names of the settings contract in DESIGN.md. The environment always wins over `.env`.
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.durations import parse_duration_seconds
 
@@ -14,12 +16,33 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+# `.env` beside manage.py, unless KEYHOUSE_ENV_FILE names another file: the test settings and
+# the settings tests point it elsewhere, so that a developer's `.env` cannot steer them.
+ENV_FILE = Path(os.environ.get("KEYHOUSE_ENV_FILE") or BASE_DIR / ".env")
 # read_env() only fills variables that are not already set, so the real environment wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+environ.Env.read_env(ENV_FILE, overwrite=False)
+
+
+def env_list(name: str, default=environ.Env.NOTSET) -> list[str]:
+    """Return the comma-separated variable `name` as a list, forgiving spaces after commas.
+
+    django-environ keeps them, and `example.com, www.example.com` would otherwise allow a host
+    named " www.example.com" that no request ever has.
+    """
+    return [item.strip() for item in env.list(name, default=default) if item.strip()]
+
+
+def env_duration_seconds(name: str, *, default: str) -> float:
+    """Return the duration in the variable `name`, refusing to start when it cannot be read."""
+    try:
+        return parse_duration_seconds(env(name, default=default))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -115,7 +138,7 @@ HELPDESK_EMAIL = env("HELPDESK_EMAIL", default="helpdesk@keyhouse.invalid")
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Encryption at rest. The first key encrypts; every key decrypts (rotation).
-FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
+FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY")
 CREDENTIAL_FINGERPRINT_KEY = env("CREDENTIAL_FINGERPRINT_KEY")
 
 # Stripe: resolved at call time so that tests and demos can point it at a local server.
@@ -124,8 +147,8 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 
 # Helpdesk follow-up.
-FOLLOWUP_AFTER = parse_duration_seconds(env("FOLLOWUP_AFTER", default="24h"))
-FOLLOWUP_CHECK_EVERY = parse_duration_seconds(env("FOLLOWUP_CHECK_EVERY", default="60"))
+FOLLOWUP_AFTER = env_duration_seconds("FOLLOWUP_AFTER", default="24h")
+FOLLOWUP_CHECK_EVERY = env_duration_seconds("FOLLOWUP_CHECK_EVERY", default="60")
 
 # Celery. The embedded default needs no server: kombu's filesystem transport under var/.
 REDIS_URL = env("REDIS_URL", default="")

@@ -7,6 +7,9 @@ import os
 
 from cryptography.fernet import Fernet
 
+# An .env left by `make run` must not steer the tests (its DEMO_PASSWORD, DATABASE_URL or
+# REDIS_URL would): only the real environment does.
+os.environ.setdefault("KEYHOUSE_ENV_FILE", os.devnull)
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + Fernet.generate_key().decode())
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("CREDENTIAL_FINGERPRINT_KEY", Fernet.generate_key().decode())
@@ -14,7 +17,7 @@ os.environ.setdefault("CREDENTIAL_FINGERPRINT_KEY", Fernet.generate_key().decode
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
-# An .env left by `make run` must not steer the tests: only the real environment does.
+# Without DATABASE_URL: an in-memory database, never the development one under var/.
 if "DATABASE_URL" not in os.environ:
     DATABASES["default"] = env.db_url_config("sqlite://:memory:")
 
