@@ -23,6 +23,18 @@ def _missing_service(item) -> str | None:
     return None
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    return (
+        f"keyhouse: database {database['ENGINE'].rsplit('.', 1)[-1]} "
+        f"({database.get('HOST') or database['NAME']}), "
+        f"redis {'at ' + os.environ['REDIS_URL'] if os.environ.get('REDIS_URL') else 'not configured'}, "
+        f"services required: {'yes' if REQUIRE_SERVICES else 'no'}"
+    )
+
+
 def pytest_runtest_setup(item):
     reason = _missing_service(item)
     if reason is None:
