@@ -27,10 +27,10 @@ def pytest_report_header(config):
     from django.conf import settings
 
     database = settings.DATABASES["default"]
+    redis = os.environ.get("REDIS_URL") or "not configured"
     return (
         f"keyhouse: database {database['ENGINE'].rsplit('.', 1)[-1]} "
-        f"({database.get('HOST') or database['NAME']}), "
-        f"redis {'at ' + os.environ['REDIS_URL'] if os.environ.get('REDIS_URL') else 'not configured'}, "
+        f"({database.get('HOST') or database['NAME']}), redis {redis}, "
         f"services required: {'yes' if REQUIRE_SERVICES else 'no'}"
     )
 
