@@ -41,7 +41,7 @@ def broker_answers() -> bool:
             # back-off sleep (2 s and more) to every failing answer.
             conn.ensure_connection(max_retries=0)
             return True
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  any failure to connect means "does not answer"
         logger.warning("Health check: the broker did not answer (%s).", type(exc).__name__)
         return False
 

@@ -31,10 +31,21 @@ class VerificationState(models.TextChoices):
     UNREACHABLE = "unreachable", "Stripe could not be reached"
 
 
+class HelpdeskFlag(models.TextChoices):
+    DUPLICATE_ELSEWHERE = "duplicate_elsewhere", "The same key is active at another merchant"
+    ACCOUNT_MISMATCH = "account_mismatch", "Test and live keys belong to different accounts"
+    LIMITED_PERMISSIONS = "limited_permissions", "Restricted key without access to the account"
+
+
 class LifecycleState(models.TextChoices):
     ACTIVE = "active", "Active"
     SUPERSEDED = "superseded", "Replaced by a newer key"
     REVOKED = "revoked", "Revoked"
+
+
+DECIDED_STATES = frozenset(
+    {VerificationState.VERIFIED, VerificationState.REJECTED, VerificationState.UNREACHABLE}
+)
 
 
 class CredentialQuerySet(models.QuerySet):
@@ -90,6 +101,10 @@ class Credential(models.Model):
         max_length=16, choices=VerificationState, default=VerificationState.PENDING
     )
     verification_attempts = models.PositiveSmallIntegerField(default=0)
+    verification_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker took it; stale claims are retried."
+    )
+    verification_next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     checked_at = models.DateTimeField(null=True, blank=True)
     verification_code = models.CharField(max_length=64, blank=True)
     verification_reason = models.CharField(
@@ -102,6 +117,12 @@ class Credential(models.Model):
     payouts_enabled = models.BooleanField(null=True, blank=True)
     details_submitted = models.BooleanField(null=True, blank=True)
     livemode = models.BooleanField(null=True, blank=True)
+    limited_permissions = models.BooleanField(
+        default=False, help_text="A restricted key that cannot read the account, only balances."
+    )
+    helpdesk_flags = models.JSONField(
+        default=list, blank=True, help_text="Codes of what the helpdesk should look at."
+    )
 
     lifecycle_state = models.CharField(
         max_length=16, choices=LifecycleState, default=LifecycleState.ACTIVE
@@ -120,6 +141,7 @@ class Credential(models.Model):
     )
     followup_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     reminders_sent = models.PositiveIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
 
     objects = CredentialQuerySet.as_manager()
 
@@ -183,6 +205,15 @@ class Credential(models.Model):
 
     def get_absolute_url(self):
         return reverse("credentials:detail", kwargs={"slug": self.merchant.slug, "pk": self.pk})
+
+    @property
+    def is_decided(self) -> bool:
+        return self.verification_state in DECIDED_STATES
+
+    @property
+    def helpdesk_flag_labels(self) -> list[str]:
+        labels = dict(HelpdeskFlag.choices)
+        return [labels.get(code, code) for code in self.helpdesk_flags]
 
     @property
     def is_active(self) -> bool:

@@ -1,14 +1,47 @@
-"""Writes of credentials. The only code that stores or erases a secret."""
+"""Writes of credentials. The only code that stores, verifies or erases a secret."""
 
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from config.celery_app import enqueue
 from credentials.fingerprints import secret_fingerprint
-from credentials.models import Credential, Kind, Provider
+from credentials.models import (
+    Credential,
+    HelpdeskFlag,
+    Kind,
+    LifecycleState,
+    Mode,
+    Provider,
+    VerificationState,
+)
 from credentials.selectors import credential_fingerprint_active
+from credentials.stripe_client import (
+    AccountFacts,
+    KeyRefused,
+    StripeUnavailable,
+    stripe_account_facts,
+)
 from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
 from merchants.models import Merchant
+from merchants.services import (
+    HELPDESK_SUBMISSION,
+    credential_admin_url,
+    email_enqueue,
+)
+
+logger = logging.getLogger(__name__)
+
+VERIFY_TASK = "credentials.tasks.verify_credential"
 
 
 class SubmissionRefused(ValidationError):
@@ -73,7 +106,9 @@ def credential_submit(
                 fingerprint=fingerprint,
             ):
                 raise duplicate
+            credential.verification_next_attempt_at = credential.submitted_at
             credential.save()
+            transaction.on_commit(lambda: enqueue(VERIFY_TASK, credential.pk))
     except IntegrityError:
         if credential_fingerprint_active(
             merchant=merchant,
@@ -84,3 +119,311 @@ def credential_submit(
             raise duplicate from None
         raise
     return credential
+
+
+# What merchants and the helpdesk read about an outcome: our own sentences, never Stripe's
+# message (which can echo the key).
+REASONS = {
+    "verified": "Stripe accepted this key.",
+    "limited_permissions": (
+        "Stripe accepted this restricted key, but it cannot read the account's details, only "
+        "its balance. That is enough to check it works; the helpdesk will tell you if an "
+        "integration needs more permissions."
+    ),
+    "invalid_api_key": (
+        "Stripe did not accept this key (mistyped, rolled or deleted). Check the key in the "
+        "Stripe dashboard (Developers → API keys), or roll it there, and submit it again."
+    ),
+    "api_key_expired": (
+        "Stripe says this key has expired. Roll it in the Stripe dashboard (Developers → API "
+        "keys) and submit the new one."
+    ),
+    "insufficient_permissions": (
+        "This restricted key may read neither the account nor its balance. Give it read "
+        "access in the Stripe dashboard, or submit the secret key instead."
+    ),
+    "livemode_mismatch": (
+        "This key is marked {mode} but Stripe answered for the other mode. Copy both keys "
+        "again from the Stripe dashboard, with Test mode set accordingly, and submit them."
+    ),
+    "retrying": "Stripe did not answer ({code}); trying again shortly.",
+    "unreachable": (
+        "Stripe could not be reached after {attempts} attempts ({code}). The helpdesk has "
+        "been told and will verify the key; there is nothing you need to do."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What one verification attempt did. `retry_in` is set when another try is due."""
+
+    state: str
+    retry_in: float | None = None
+
+
+def _backoff_seconds(attempt: int) -> float:
+    """Exponential back-off with "equal jitter": half fixed, half random."""
+    delay = settings.VERIFY_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  jitter, not cryptography
+
+
+def _claim_for_verification(credential_id: int, now) -> Credential | None:
+    """Mark the credential as being verified by this worker, or return None if it must not be.
+
+    It must not be when it is gone, no longer active, already decided (a redelivered or
+    duplicated task), being verified by another worker whose claim is fresh, or waiting for
+    its back-off to pass.
+    """
+    stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
+    with transaction.atomic():
+        credential = (
+            Credential.objects.select_for_update()
+            .filter(pk=credential_id, lifecycle_state=LifecycleState.ACTIVE)
+            .first()
+        )
+        if credential is None or credential.is_decided:
+            return None
+        if (
+            credential.verification_state == VerificationState.VERIFYING
+            and credential.verification_claimed_at
+            and credential.verification_claimed_at > stale_before
+        ):
+            return None
+        due = credential.verification_next_attempt_at
+        if due is not None and due > now + timedelta(seconds=1):
+            return None
+        credential.verification_state = VerificationState.VERIFYING
+        credential.verification_claimed_at = now
+        credential.verification_attempts += 1
+        credential.save(
+            update_fields=[
+                "verification_state",
+                "verification_claimed_at",
+                "verification_attempts",
+            ]
+        )
+    return credential
+
+
+@sensitive_variables("secret")
+def credential_verify(*, credential_id: int) -> VerifyResult:
+    """Verify one credential with Stripe and record what was learned. Idempotent.
+
+    Called by the worker. Stripe is asked outside any transaction (no lock is held while
+    waiting for the network); the outcome is recorded only if this worker's claim still
+    stands. A decided outcome queues the merchant's and the helpdesk's mail in the same
+    transaction and starts the helpdesk's follow-up clock. Transient failures ask for a retry
+    with back-off until VERIFY_MAX_ATTEMPTS, then the key is marked unreachable.
+    """
+    now = timezone.now()
+    credential = _claim_for_verification(credential_id, now)
+    if credential is None:
+        return VerifyResult(state="skipped")
+    claimed_at = credential.verification_claimed_at
+    secret = credential.secret
+    facts: AccountFacts | None = None
+    code = "verified"
+    transient = False
+    try:
+        facts = stripe_account_facts(secret)
+    except KeyRefused as refusal:
+        code = refusal.code
+    except StripeUnavailable as unavailable:
+        code, transient = unavailable.code, True
+    del secret
+
+    with transaction.atomic():
+        credential = (
+            Credential.objects.select_for_update()
+            .select_related("merchant", "submitted_by")
+            .defer("secret")
+            .get(pk=credential_id)
+        )
+        if (
+            credential.verification_state != VerificationState.VERIFYING
+            or credential.verification_claimed_at != claimed_at
+        ):
+            return VerifyResult(state="skipped")
+        if transient and credential.verification_attempts < settings.VERIFY_MAX_ATTEMPTS:
+            delay = _backoff_seconds(credential.verification_attempts)
+            credential.verification_state = VerificationState.PENDING
+            credential.verification_next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            credential.verification_code = code
+            credential.verification_reason = REASONS["retrying"].format(code=code)
+            credential.save(
+                update_fields=[
+                    "verification_state",
+                    "verification_next_attempt_at",
+                    "verification_code",
+                    "verification_reason",
+                ]
+            )
+            return VerifyResult(state=VerificationState.PENDING, retry_in=delay)
+        _record_outcome(credential, facts=facts, code=code, transient=transient)
+        _notify_outcome(credential)
+    return VerifyResult(state=credential.verification_state)
+
+
+def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
+    decided_at = timezone.now()
+    if transient:
+        state = VerificationState.UNREACHABLE
+        reason = REASONS["unreachable"].format(attempts=credential.verification_attempts, code=code)
+    elif facts is None:
+        state, reason = VerificationState.REJECTED, REASONS[code]
+    elif facts.livemode is not None and facts.livemode != (credential.mode == Mode.LIVE):
+        state, code = VerificationState.REJECTED, "livemode_mismatch"
+        reason = REASONS[code].format(mode=credential.get_mode_display().lower())
+    else:
+        state = VerificationState.VERIFIED
+        code = "limited_permissions" if facts.limited_permissions else "verified"
+        reason = REASONS[code]
+    if facts is not None:
+        credential.account_id = facts.account_id
+        credential.account_name = facts.display_name[:255]
+        credential.account_country = facts.country
+        credential.charges_enabled = facts.charges_enabled
+        credential.payouts_enabled = facts.payouts_enabled
+        credential.details_submitted = facts.details_submitted
+        credential.livemode = facts.livemode
+        credential.limited_permissions = facts.limited_permissions
+    credential.verification_state = state
+    credential.verification_code = code
+    credential.verification_reason = reason
+    credential.verification_next_attempt_at = None
+    credential.checked_at = decided_at
+    credential.helpdesk_flags = _helpdesk_flags(credential)
+    if credential.acknowledged_at is None:
+        credential.followup_due_at = decided_at + timedelta(seconds=settings.FOLLOWUP_AFTER)
+    credential.save(
+        update_fields=[
+            "account_id",
+            "account_name",
+            "account_country",
+            "charges_enabled",
+            "payouts_enabled",
+            "details_submitted",
+            "livemode",
+            "limited_permissions",
+            "verification_state",
+            "verification_code",
+            "verification_reason",
+            "verification_next_attempt_at",
+            "checked_at",
+            "helpdesk_flags",
+            "followup_due_at",
+        ]
+    )
+
+
+def _helpdesk_flags(credential: Credential) -> list[str]:
+    """Return what the helpdesk should look at. The merchant is never told about others."""
+    flags = []
+    active_elsewhere = (
+        Credential.objects.active()
+        .filter(fingerprint=credential.fingerprint)
+        .exclude(merchant_id=credential.merchant_id)
+    )
+    if active_elsewhere.exists():
+        flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)
+    if credential.account_id:
+        other_mode_accounts = (
+            Credential.objects.active()
+            .filter(
+                merchant_id=credential.merchant_id,
+                provider=credential.provider,
+                verification_state=VerificationState.VERIFIED,
+            )
+            .exclude(mode=credential.mode)
+            .exclude(account_id="")
+            .exclude(account_id=credential.account_id)
+        )
+        if other_mode_accounts.exists():
+            flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
+    if credential.limited_permissions:
+        flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
+    return [str(flag) for flag in flags]
+
+
+def _notify_outcome(credential: Credential) -> None:
+    """Queue the outcome mails (once each, whatever the number of deliveries of the task)."""
+    merchant = credential.merchant
+    context = {
+        "credential": credential,
+        "merchant": merchant,
+        "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
+        "submit_url": settings.SITE_URL
+        + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
+        "admin_url": credential_admin_url(credential),
+    }
+    if credential.submitted_by and credential.submitted_by.email:
+        email_enqueue(
+            dedupe_key=f"verification:{credential.pk}:merchant",
+            kind="merchant_verification_result",
+            to=[credential.submitted_by.email],
+            template="merchant_verification_result",
+            context=context,
+            merchant=merchant,
+            credential=credential,
+        )
+    email_enqueue(
+        dedupe_key=f"verification:{credential.pk}:helpdesk",
+        kind=HELPDESK_SUBMISSION,
+        to=[settings.HELPDESK_EMAIL],
+        template="helpdesk_submission",
+        context=context,
+        merchant=merchant,
+        credential=credential,
+    )
+
+
+def verifications_requeue_stale(*, now=None) -> int:
+    """Queue again the verifications that no worker is doing: return how many.
+
+    A key stays pending when the broker was down at submission or a retry was lost, and
+    stays "verifying" when its worker died. Each is queued at most once per
+    VERIFY_STALE_AFTER; the verification itself is idempotent, so a duplicate costs nothing.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
+    stale = (
+        Credential.objects.active()
+        .filter(
+            Q(verification_state=VerificationState.PENDING)
+            & (
+                Q(verification_next_attempt_at__lte=stale_before)
+                | Q(verification_next_attempt_at__isnull=True, submitted_at__lte=stale_before)
+            )
+            | Q(
+                verification_state=VerificationState.VERIFYING,
+                verification_claimed_at__lte=stale_before,
+            )
+        )
+        .values_list("pk", flat=True)[:500]
+    )
+    queued = 0
+    for pk in list(stale):
+        # Release a dead worker's claim and restart the staleness clock, conditionally, so
+        # two sweeps do not both queue it.
+        released = (
+            Credential.objects.filter(pk=pk)
+            .filter(
+                Q(verification_state=VerificationState.PENDING)
+                | Q(verification_claimed_at__lte=stale_before)
+            )
+            .exclude(verification_next_attempt_at__gt=stale_before)
+            .update(verification_state=VerificationState.PENDING, verification_next_attempt_at=now)
+        )
+        if released and enqueue(VERIFY_TASK, pk):
+            queued += 1
+    return queued
+
+
+def credential_acknowledge(*, credential: Credential, actor) -> bool:
+    """Record that the helpdesk took the submission: reminders stop. Return False if it
+    already was acknowledged (the first acknowledgement is kept)."""
+    updated = Credential.objects.filter(pk=credential.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor, followup_due_at=None
+    )
+    return bool(updated)

@@ -1,9 +1,19 @@
-"""Writes of merchant data."""
+"""Writes of merchant data, the outbox of mail, and the helpdesk's follow-up reminders."""
 
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.text import slugify
 
-from merchants.models import Merchant
+from config.celery_app import enqueue
+from credentials.models import Credential, LifecycleState
+from merchants.models import Merchant, OutgoingEmail
 from teams.models import Role
 from teams.permissions import OWNER
 from teams.services import membership_create
@@ -38,3 +48,173 @@ def merchant_create(
         user=owner, merchant=merchant, role=Role.objects.defaults().get(slug=OWNER), actor=actor
     )
     return merchant
+
+
+logger = logging.getLogger(__name__)
+
+# How long a worker may hold a mail it is sending before another may try it.
+EMAIL_SEND_LEASE = timedelta(minutes=5)
+EMAIL_RETRY_MAX_SECONDS = 3600
+# Rows per sweep: bounded so that a transaction never grows without limit.
+SWEEP_BATCH = 500
+
+
+def email_enqueue(
+    *,
+    dedupe_key: str,
+    kind: str,
+    to: list[str],
+    template: str,
+    context: dict,
+    merchant: Merchant | None = None,
+    credential: Credential | None = None,
+) -> OutgoingEmail | None:
+    """Store a mail rendered from `emails/<template>` and send it once the transaction commits.
+
+    Return None, storing nothing, when a mail with this `dedupe_key` already exists: the
+    event it reports was processed before. Templates never receive a secret.
+    """
+    context = {"site_url": settings.SITE_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+    body_text = render_to_string(f"emails/{template}.txt", context)
+    body_html = render_to_string(f"emails/{template}.html", context)
+    with transaction.atomic():
+        email, created = OutgoingEmail.objects.get_or_create(
+            dedupe_key=dedupe_key,
+            defaults={
+                "kind": kind,
+                "to": list(to),
+                "subject": subject[:255],
+                "body_text": body_text,
+                "body_html": body_html,
+                "merchant": merchant,
+                "credential": credential,
+            },
+        )
+    if not created:
+        return None
+    transaction.on_commit(lambda: enqueue("merchants.tasks.send_email", email.pk))
+    return email
+
+
+def _retry_delay(attempts: int) -> float:
+    return min(EMAIL_RETRY_MAX_SECONDS, settings.EMAIL_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+
+
+def email_send(*, email_id: int) -> bool:
+    """Send mail `email_id` if it is due and unsent; return True if it was sent now.
+
+    A worker first claims the mail (a conditional update), so two workers never send it
+    together. Only after the mail server accepted it is it marked sent: a failed send is
+    scheduled again with a growing delay and never counted as sent.
+    """
+    now = timezone.now()
+    claimed = OutgoingEmail.objects.filter(
+        pk=email_id, state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1)
+    if not claimed:
+        return False
+    email = OutgoingEmail.objects.get(pk=email_id)
+    message = EmailMultiAlternatives(
+        subject=email.subject, body=email.body_text, from_email=email.from_email, to=email.to
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    try:
+        message.send()
+    except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent
+        delay = _retry_delay(email.attempts)
+        OutgoingEmail.objects.filter(pk=email_id).update(
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            last_error=type(error).__name__,
+        )
+        logger.warning(
+            "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
+            email_id,
+            email.kind,
+            type(error).__name__,
+            delay,
+        )
+        return False
+    sent_at = timezone.now()
+    with transaction.atomic():
+        OutgoingEmail.objects.filter(pk=email_id).update(
+            state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+        )
+        if email.kind == HELPDESK_SUBMISSION and email.credential_id:
+            Credential.objects.filter(
+                pk=email.credential_id, helpdesk_notified_at__isnull=True
+            ).update(helpdesk_notified_at=sent_at)
+    return True
+
+
+def emails_send_due() -> int:
+    """Send every unsent mail whose time has come (new, or due for a retry); return how many."""
+    due = OutgoingEmail.objects.filter(
+        state=OutgoingEmail.State.PENDING, next_attempt_at__lte=timezone.now()
+    ).values_list("pk", flat=True)[:SWEEP_BATCH]
+    return sum(email_send(email_id=pk) for pk in list(due))
+
+
+HELPDESK_SUBMISSION = "helpdesk_submission"
+HELPDESK_REMINDER = "helpdesk_reminder"
+
+
+def followups_send_due(*, now=None) -> int:
+    """Queue one reminder to the helpdesk for each unacknowledged submission now due.
+
+    Rows are claimed with SELECT … FOR UPDATE SKIP LOCKED and a conditional update, so two
+    sweeps running at once never remind twice; the next reminder is due FOLLOWUP_AFTER from
+    now, so reminders missed while workers were down go out once, not once per missed period.
+    Return the number of reminders queued.
+    """
+    now = now or timezone.now()
+    next_due = now + timedelta(seconds=settings.FOLLOWUP_AFTER)
+    queued = 0
+    with transaction.atomic():
+        due = list(
+            Credential.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                acknowledged_at__isnull=True,
+                followup_due_at__lte=now,
+                lifecycle_state=LifecycleState.ACTIVE,
+            )
+            .order_by("followup_due_at", "pk")
+            .values_list("pk", "followup_due_at", "reminders_sent")[:SWEEP_BATCH]
+        )
+        for pk, due_at, reminders_sent in due:
+            number = reminders_sent + 1
+            claimed = Credential.objects.filter(
+                pk=pk, followup_due_at=due_at, acknowledged_at__isnull=True
+            ).update(reminders_sent=number, last_reminded_at=now, followup_due_at=next_due)
+            if not claimed:
+                continue
+            credential = (
+                Credential.objects.select_related("merchant", "submitted_by")
+                .defer("secret")
+                .get(pk=pk)
+            )
+            reminder = email_enqueue(
+                dedupe_key=f"reminder:{pk}:{number}",
+                kind=HELPDESK_REMINDER,
+                to=[settings.HELPDESK_EMAIL],
+                template="helpdesk_reminder",
+                context={
+                    "credential": credential,
+                    "merchant": credential.merchant,
+                    "number": number,
+                    "admin_url": credential_admin_url(credential),
+                },
+                merchant=credential.merchant,
+                credential=credential,
+            )
+            if reminder is not None:
+                queued += 1
+    return queued
+
+
+def credential_admin_url(credential: Credential) -> str:
+    """Return the absolute address of the credential's page in the helpdesk admin."""
+    from django.urls import reverse
+
+    return settings.SITE_URL + reverse("admin:credentials_credential_change", args=[credential.pk])

@@ -101,3 +101,13 @@ def helpdesk_user(db):
     user = UserFactory(email="helpdesk@demo.test", is_staff=True)
     user.groups.add(groups[HELPDESK_GROUP])
     return user
+
+
+@pytest.fixture
+def fake_stripe(settings):
+    """A fake Stripe API on 127.0.0.1 that the code under test is pointed at."""
+    from tests.fake_stripe import FakeStripe
+
+    with FakeStripe() as server:
+        settings.STRIPE_API_BASE = server.url
+        yield server

@@ -165,7 +165,25 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("queue", "control", "processed"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Short socket timeouts: a submission must not hang when Redis is unreachable (the
+        # key stays pending and a sweep enqueues it later).
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        # Longer than any countdown used (verification back-off is minutes), so Redis never
+        # redelivers a task that is merely waiting for its time.
+        "visibility_timeout": 3600,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing gives up quickly: the database is the source of truth and sweeps re-enqueue.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_TASK_DEFAULT_QUEUE = "keyhouse"
 # Results are never stored: tasks return nothing worth keeping, and stored results are one
 # more place where a secret could end up.
 CELERY_TASK_IGNORE_RESULT = True
@@ -180,6 +198,30 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Verification with Stripe: attempts and back-off (exponential with jitter) for answers that
+# may change on a retry (429, 5xx, timeouts, refused connections).
+VERIFY_MAX_ATTEMPTS = env.int("VERIFY_MAX_ATTEMPTS", default=5)
+VERIFY_RETRY_BASE_SECONDS = env.float("VERIFY_RETRY_BASE_SECONDS", default=15.0)
+# A key left pending or verifying this long (a lost task, a broker that was down) is queued
+# again by the sweep; longer than a verification can take (the task time limit).
+VERIFY_STALE_AFTER = env_duration_seconds("VERIFY_STALE_AFTER", default="150s")
+# Mail that failed to send is tried again after this back-off, doubling up to an hour.
+EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=30.0)
+
+# The one beat schedule. Periodic work is a sweep over the database, never a long countdown.
+CELERY_BEAT_SCHEDULE = {
+    "followups-send-due": {
+        "task": "merchants.tasks.followups_send_due",
+        "schedule": FOLLOWUP_CHECK_EVERY,
+    },
+    "emails-send-due": {"task": "merchants.tasks.emails_send_due", "schedule": 60.0},
+    "verifications-requeue-stale": {
+        "task": "credentials.tasks.verifications_requeue_stale",
+        "schedule": 60.0,
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -191,6 +233,8 @@ LOGGING = {
         # Django's request logger would print POST data of failing requests in some setups;
         # views that take keys are marked sensitive, and this keeps the noise level sane.
         "django.db.backends": {"level": "WARNING"},
+        # The SDK logs response bodies at debug level; Stripe's errors echo a masked key.
+        "stripe": {"level": "WARNING"},
     },
 }
 

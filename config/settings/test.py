@@ -31,4 +31,16 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests never publish to a developer's embedded broker (a running `make run` worker would
+# pick the tasks up): Redis when configured, else kombu's in-memory transport. A queue of
+# their own keeps test tasks apart from anything else on that Redis.
+CELERY_BROKER_URL = os.environ.get("REDIS_URL") or "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"socket_connect_timeout": 2, "socket_timeout": 5} if os.environ.get("REDIS_URL") else {}
+)
+CELERY_TASK_DEFAULT_QUEUE = f"keyhouse-test-{os.getpid()}"
 CELERY_TASK_ALWAYS_EAGER = False
+VERIFY_RETRY_BASE_SECONDS = 0.05
+EMAIL_RETRY_BASE_SECONDS = 0.05
+STRIPE_TIMEOUT_SECONDS = 2.0
+STRIPE_MAX_NETWORK_RETRIES = 1

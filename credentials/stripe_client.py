@@ -1,0 +1,118 @@
+"""Ask Stripe what a key opens, and say it in our own words.
+
+Stripe's error messages can echo the key (masked, but still), so nothing here lets one out:
+every SDK error becomes a KeyRefused or StripeUnavailable with our own code, raised outside
+the `except` block so the original is neither chained nor kept as context for error reports.
+"""
+
+from dataclasses import dataclass
+
+import stripe
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What Stripe told about the account behind a key. `livemode` is None when unknown."""
+
+    account_id: str = ""
+    display_name: str = ""
+    country: str = ""
+    charges_enabled: bool | None = None
+    payouts_enabled: bool | None = None
+    details_submitted: bool | None = None
+    livemode: bool | None = None
+    limited_permissions: bool = False
+
+
+class KeyRefused(Exception):
+    """Stripe answered that this key does not work. Retrying will not change that."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+class StripeUnavailable(Exception):
+    """Stripe could not answer now (rate limit, server error, timeout, no connection)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+@sensitive_variables("secret")
+def stripe_client(secret: str) -> stripe.StripeClient:
+    """Return a client for `secret`, on STRIPE_API_BASE, with a timeout and quick retries.
+
+    Settings are read here, at call time, so tests and demos can point at a local server.
+    The SDK retries connection errors and 5xx a few times within one attempt; longer
+    back-off (429 and outages) is the Celery task's.
+    """
+    return stripe.StripeClient(
+        secret,
+        base_addresses={"api": settings.STRIPE_API_BASE},
+        max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+def _translate(error: stripe.StripeError) -> Exception:
+    if isinstance(error, stripe.AuthenticationError):
+        expired = error.code == "api_key_expired"
+        return KeyRefused("api_key_expired" if expired else "invalid_api_key")
+    if isinstance(error, stripe.PermissionError):
+        return KeyRefused("insufficient_permissions")
+    if isinstance(error, stripe.RateLimitError):
+        return StripeUnavailable("rate_limited")
+    if isinstance(error, stripe.APIConnectionError):
+        return StripeUnavailable("connection_failed")
+    if isinstance(error, stripe.APIError):
+        return StripeUnavailable("stripe_error")
+    # Any other answer (400, 404) to a plain GET means Stripe is not behaving as documented;
+    # treat it as an outage so it is retried and, in the end, shown to the helpdesk.
+    return StripeUnavailable(f"unexpected_{error.http_status or 'answer'}")
+
+
+@sensitive_variables("secret", "client")
+def stripe_account_facts(secret: str) -> AccountFacts:
+    """Return what `GET /v1/account` says about the account behind `secret`.
+
+    A restricted key without permission to read the account is probed with
+    `GET /v1/balance`: if that works, the key is usable, with limited permissions.
+    Raise KeyRefused or StripeUnavailable otherwise.
+    """
+    client = stripe_client(secret)
+    failure = None
+    try:
+        account = client.v1.accounts.retrieve_current()
+    except stripe.PermissionError:
+        account = None
+    except stripe.StripeError as error:
+        failure = _translate(error)
+    if failure is not None:
+        # Raised outside the except block: no __context__ leads back to Stripe's message.
+        raise failure
+    if account is not None:
+        data = account.to_dict()
+        dashboard = (data.get("settings") or {}).get("dashboard") or {}
+        profile = data.get("business_profile") or {}
+        return AccountFacts(
+            account_id=data.get("id") or "",
+            display_name=dashboard.get("display_name") or profile.get("name") or "",
+            country=(data.get("country") or "")[:2],
+            charges_enabled=data.get("charges_enabled"),
+            payouts_enabled=data.get("payouts_enabled"),
+            details_submitted=data.get("details_submitted"),
+            # Stripe's account object does not always carry livemode; when it does not, the
+            # mode is the key's own (a test key can only reach test mode).
+            livemode=data.get("livemode"),
+        )
+    try:
+        balance = client.v1.balance.retrieve()
+    except stripe.StripeError as error:
+        failure = _translate(error)
+    if failure is not None:
+        raise failure
+    return AccountFacts(livemode=balance.to_dict().get("livemode"), limited_permissions=True)

@@ -1,0 +1,22 @@
+"""Celery tasks for credentials: thin, they take ids (never a key) and call a service.
+
+Nothing secret goes in or out: arguments are ids, return values are None (Celery logs
+them), and the services raise nothing that carries a key.
+"""
+
+from config.celery_app import app
+from credentials import services
+
+
+@app.task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
+def verify_credential(self, credential_id: int) -> None:
+    result = services.credential_verify(credential_id=credential_id)
+    if result.retry_in is not None:
+        # A short countdown (seconds to minutes): safe on Redis, unlike a day-long one. If
+        # this publish fails, the stale sweep queues the key again.
+        raise self.retry(countdown=result.retry_in)
+
+
+@app.task(ignore_result=True)
+def verifications_requeue_stale() -> None:
+    services.verifications_requeue_stale()
