@@ -1,12 +1,48 @@
 """The helpdesk's queue of submitted keys. The secret is never a field here, only the hint."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
 from credentials.models import Credential, EncryptionCanary
+from credentials.services import credential_acknowledge
+
+
+class AcknowledgementFilter(admin.SimpleListFilter):
+    title = "helpdesk"
+    parameter_name = "acknowledged"
+
+    def lookups(self, request, model_admin):
+        return (("no", "Waiting for the helpdesk"), ("yes", "Acknowledged"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(acknowledged_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "flags"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Flagged for a look"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(helpdesk_flags=[])
+        return queryset
 
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
+    change_form_template = "admin/credentials/credential/change_form.html"
     list_display = (
         "merchant",
         "provider",
@@ -15,14 +51,27 @@ class CredentialAdmin(admin.ModelAdmin):
         "secret_hint",
         "verification_state",
         "lifecycle_state",
+        "next_followup",
+        "acknowledged",
+        "flagged",
         "submitted_at",
         "submitted_by",
     )
-    list_filter = ("verification_state", "lifecycle_state", "mode", "provider", "kind")
+    list_filter = (
+        AcknowledgementFilter,
+        FlaggedFilter,
+        "verification_state",
+        "lifecycle_state",
+        "mode",
+        "provider",
+        "kind",
+    )
+    actions = ("acknowledge_selected",)
     list_select_related = ("merchant", "submitted_by")
     search_fields = ("merchant__name", "merchant__slug", "secret_hint", "account_id")
     date_hierarchy = "submitted_at"
-    ordering = ("-submitted_at",)
+    # The helpdesk's queue: what is due for a follow-up first, then the newest.
+    ordering = (F("followup_due_at").asc(nulls_last=True), "-submitted_at")
     list_per_page = 50
     show_full_result_count = False
     # `secret` is excluded explicitly as well as being non-editable: it must never become a
@@ -70,15 +119,76 @@ class CredentialAdmin(admin.ModelAdmin):
             "Helpdesk",
             {
                 "fields": (
+                    "helpdesk_flags",
                     "helpdesk_notified_at",
                     "acknowledged_at",
                     "acknowledged_by",
                     "followup_due_at",
                     "reminders_sent",
+                    "last_reminded_at",
                 )
             },
         ),
     )
+
+    @admin.display(description="Next follow-up", ordering="followup_due_at")
+    def next_followup(self, obj):
+        return obj.followup_due_at
+
+    @admin.display(description="Acknowledged", boolean=True, ordering="acknowledged_at")
+    def acknowledged(self, obj):
+        return obj.acknowledged_at is not None
+
+    @admin.display(description="Flagged", boolean=True)
+    def flagged(self, obj):
+        return bool(obj.helpdesk_flags)
+
+    @admin.action(description="Acknowledge selected submissions (stops reminders)")
+    def acknowledge_selected(self, request, queryset):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        done = sum(
+            credential_acknowledge(credential=credential, actor=request.user)
+            for credential in queryset.only("pk")
+        )
+        skipped = queryset.count() - done
+        self.message_user(
+            request,
+            ngettext(
+                "%(done)d submission acknowledged.",
+                "%(done)d submissions acknowledged.",
+                done,
+            )
+            % {"done": done}
+            + (f" {skipped} had already been acknowledged." if skipped else ""),
+            messages.SUCCESS,
+        )
+
+    def get_urls(self):
+        acknowledge = self.admin_site.admin_view(require_POST(self.acknowledge_view))
+        return [
+            path(
+                "<path:object_id>/acknowledge/",
+                acknowledge,
+                name="credentials_credential_acknowledge",
+            ),
+            *super().get_urls(),
+        ]
+
+    def acknowledge_view(self, request, object_id):
+        """The "Acknowledge" button on the change page: a POST, then back to the page."""
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404("No such submission.")
+        if not self.has_change_permission(request, credential):
+            raise PermissionDenied
+        if credential_acknowledge(credential=credential, actor=request.user):
+            self.message_user(request, "Acknowledged: no more reminders.", messages.SUCCESS)
+        else:
+            self.message_user(request, "This submission was already acknowledged.")
+        return HttpResponseRedirect(
+            reverse("admin:credentials_credential_change", args=[credential.pk])
+        )
 
     def get_queryset(self, request):
         # The admin never shows the secret, so it never decrypts one either.

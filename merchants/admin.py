@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db import models
 from django.db.models import Count, Q
 
-from merchants.models import Merchant
+from merchants.models import Merchant, OutgoingEmail
 from teams.admin import MembershipAdminForm
 from teams.models import Membership, Role
 
@@ -53,3 +53,36 @@ class MerchantAdmin(admin.ModelAdmin):
     @admin.display(description="Active keys", ordering="active_key_count")
     def active_keys(self, obj):
         return obj.active_key_count
+
+
+@admin.register(OutgoingEmail)
+class OutgoingEmailAdmin(admin.ModelAdmin):
+    """Mail the system sent or is trying to send, so operators can see what is stuck."""
+
+    list_display = (
+        "subject",
+        "kind",
+        "recipients",
+        "state",
+        "attempts",
+        "last_error",
+        "created_at",
+    )
+    list_filter = ("state", "kind")
+    list_select_related = ("merchant",)
+    search_fields = ("subject", "merchant__name", "merchant__slug")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in OutgoingEmail._meta.fields]
+
+    @admin.display(description="To")
+    def recipients(self, obj):
+        return ", ".join(obj.to)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

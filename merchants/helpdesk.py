@@ -10,6 +10,7 @@ HELPDESK_PERMISSIONS = (
     "merchants.view_merchant",
     "credentials.view_credential",
     "credentials.change_credential",
+    "merchants.view_outgoingemail",
     "teams.view_membership",
     "teams.view_role",
     "teams.view_user",

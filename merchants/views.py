@@ -5,7 +5,7 @@ from django.views.generic import TemplateView
 
 from credentials.models import Mode
 from credentials.selectors import credentials_current_by_mode
-from merchants.selectors import memberships_for_user
+from merchants.selectors import memberships_for_user, merchant_onboarding_status
 from teams.mixins import MerchantPermissionRequiredMixin
 from teams.permissions import VIEW_KEYS, VIEW_MERCHANT
 
@@ -35,4 +35,7 @@ class MerchantDetailView(MerchantPermissionRequiredMixin, TemplateView):
             else {}
         )
         modes = [(mode, label, current.get(mode)) for mode, label in Mode.choices]
-        return super().get_context_data(can_view_keys=can_view_keys, modes=modes, **kwargs)
+        status = merchant_onboarding_status(current_credentials=current.values())
+        return super().get_context_data(
+            can_view_keys=can_view_keys, modes=modes, onboarding_status=status, **kwargs
+        )
