@@ -240,9 +240,12 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
             .defer("secret")
             .get(pk=credential_id)
         )
+        # Skipped when another worker took the claim over, or when the key was revoked or
+        # superseded while Stripe was being asked: no outcome mail for a key that is gone.
         if (
             credential.verification_state != VerificationState.VERIFYING
             or credential.verification_claimed_at != claimed_at
+            or not credential.is_active
         ):
             return VerifyResult(state="skipped")
         if transient and credential.verification_attempts < settings.VERIFY_MAX_ATTEMPTS:

@@ -58,9 +58,15 @@ def stripe_client(secret: str) -> stripe.StripeClient:
     )
 
 
+def _error_code(error: stripe.StripeError) -> str | None:
+    """Return Stripe's error code. The SDK leaves `error.code` empty on some errors (401 and
+    403 among them) even when the body names one; the parsed error object keeps it."""
+    return error.code or getattr(error.error, "code", None)
+
+
 def _translate(error: stripe.StripeError) -> Exception:
     if isinstance(error, stripe.AuthenticationError):
-        expired = error.code == "api_key_expired"
+        expired = _error_code(error) == "api_key_expired"
         return KeyRefused("api_key_expired" if expired else "invalid_api_key")
     if isinstance(error, stripe.PermissionError):
         return KeyRefused("insufficient_permissions")
