@@ -1,6 +1,7 @@
 """The helpdesk's queue of submitted keys. The secret is never a field here, only the hint."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.http import Http404, HttpResponseRedirect
@@ -40,6 +41,22 @@ class FlaggedFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Submissions without a follow-up (acknowledged, or not yet verified) go last whichever way the
+# "Next follow-up" column is sorted: PostgreSQL puts NULLs last going up, SQLite first.
+FOLLOWUP_NULLS_LAST = {
+    "followup_due_at": F("followup_due_at").asc(nulls_last=True),
+    "-followup_due_at": F("followup_due_at").desc(nulls_last=True),
+}
+
+
+class CredentialChangeList(ChangeList):
+    def get_ordering(self, request, queryset):
+        return [
+            FOLLOWUP_NULLS_LAST.get(field, field) if isinstance(field, str) else field
+            for field in super().get_ordering(request, queryset)
+        ]
+
+
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     change_form_template = "admin/credentials/credential/change_form.html"
@@ -71,7 +88,7 @@ class CredentialAdmin(admin.ModelAdmin):
     search_fields = ("merchant__name", "merchant__slug", "secret_hint", "account_id")
     date_hierarchy = "submitted_at"
     # The helpdesk's queue: what is due for a follow-up first, then the newest.
-    ordering = (F("followup_due_at").asc(nulls_last=True), "-submitted_at")
+    ordering = (FOLLOWUP_NULLS_LAST["followup_due_at"], "-submitted_at")
     list_per_page = 50
     show_full_result_count = False
     # `secret` is excluded explicitly as well as being non-editable: it must never become a
@@ -143,13 +160,18 @@ class CredentialAdmin(admin.ModelAdmin):
     def flagged(self, obj):
         return bool(obj.helpdesk_flags)
 
-    @admin.action(description="Acknowledge selected submissions (stops reminders)")
+    # permissions=["change"]: staff who may only view keys are not offered the action.
+    @admin.action(
+        description="Acknowledge selected submissions (stops reminders)", permissions=["change"]
+    )
     def acknowledge_selected(self, request, queryset):
         if not self.has_change_permission(request):
             raise PermissionDenied
+        # Only the ids are needed: select_related(None) drops list_select_related, which
+        # cannot be combined with only().
         done = sum(
             credential_acknowledge(credential=credential, actor=request.user)
-            for credential in queryset.only("pk")
+            for credential in queryset.select_related(None).only("pk")
         )
         skipped = queryset.count() - done
         self.message_user(
@@ -189,6 +211,9 @@ class CredentialAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:credentials_credential_change", args=[credential.pk])
         )
+
+    def get_changelist(self, request, **kwargs):
+        return CredentialChangeList
 
     def get_queryset(self, request):
         # The admin never shows the secret, so it never decrypts one either.

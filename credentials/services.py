@@ -32,8 +32,9 @@ from credentials.stripe_client import (
     stripe_account_facts,
 )
 from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
-from merchants.models import Merchant
+from merchants.models import Merchant, OutgoingEmail
 from merchants.services import (
+    HELPDESK_REMINDER,
     HELPDESK_SUBMISSION,
     credential_admin_url,
     email_enqueue,
@@ -235,7 +236,8 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
 
     with transaction.atomic():
         credential = (
-            Credential.objects.select_for_update()
+            # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
+            Credential.objects.select_for_update(of=("self",))
             .select_related("merchant", "submitted_by")
             .defer("secret")
             .get(pk=credential_id)
@@ -423,10 +425,16 @@ def verifications_requeue_stale(*, now=None) -> int:
     return queued
 
 
+@transaction.atomic
 def credential_acknowledge(*, credential: Credential, actor) -> bool:
-    """Record that the helpdesk took the submission: reminders stop. Return False if it
-    already was acknowledged (the first acknowledgement is kept)."""
+    """Record that the helpdesk took the submission: reminders stop, including one queued but
+    not sent yet (the mail server was down). Return False if it already was acknowledged
+    (the first acknowledgement is kept)."""
     updated = Credential.objects.filter(pk=credential.pk, acknowledged_at__isnull=True).update(
         acknowledged_at=timezone.now(), acknowledged_by=actor, followup_due_at=None
     )
+    if updated:
+        OutgoingEmail.objects.filter(
+            credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
+        ).update(state=OutgoingEmail.State.CANCELLED)
     return bool(updated)

@@ -13,5 +13,6 @@ class MerchantsConfig(AppConfig):
     verbose_name = "Merchants"
 
     def ready(self):
-        # After migrate, when every permission exists: the groups always match the code.
-        post_migrate.connect(_ensure_helpdesk_groups, sender=self)
+        # After each app's migrations (and flush): the last run, after every app's
+        # permissions exist, leaves the groups matching the code.
+        post_migrate.connect(_ensure_helpdesk_groups, dispatch_uid="ensure_helpdesk_groups")

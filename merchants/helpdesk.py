@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Q
 
 HELPDESK_GROUP = "Helpdesk"
 
@@ -18,18 +19,20 @@ HELPDESK_PERMISSIONS = (
 
 
 def _permissions(perms):
-    permissions = []
+    query = Q()
     for perm in perms:
         app_label, codename = perm.split(".", 1)
-        permissions.append(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return permissions
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return list(Permission.objects.filter(query))
 
 
 @transaction.atomic
 def helpdesk_groups_ensure() -> dict[str, Group]:
-    """Create or update the helpdesk groups so they hold exactly their permissions."""
+    """Create or update the helpdesk groups so they hold exactly their permissions.
+
+    Permissions not created yet (an app still migrating) are skipped; the run after the last
+    app's migration gives the groups everything.
+    """
     group, _ = Group.objects.get_or_create(name=HELPDESK_GROUP)
     group.permissions.set(_permissions(HELPDESK_PERMISSIONS))
     return {HELPDESK_GROUP: group}

@@ -74,6 +74,7 @@ class OutgoingEmail(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Waiting to be sent"
         SENT = "sent", "Sent"
+        CANCELLED = "cancelled", "Cancelled (no longer needed)"
 
     dedupe_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=64)
@@ -105,7 +106,7 @@ class OutgoingEmail(models.Model):
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="email_due")]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(state="pending", sent_at__isnull=True)
+                condition=models.Q(state__in=["pending", "cancelled"], sent_at__isnull=True)
                 | models.Q(state="sent", sent_at__isnull=False),
                 name="email_sent_at_iff_sent",
             ),

@@ -1,0 +1,404 @@
+"""The outbox: each mail stored once, sent once, and never recorded as sent before it was."""
+
+import smtplib
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from credentials.models import VerificationState
+from merchants.models import OutgoingEmail
+from merchants.services import (
+    EMAIL_SEND_LEASE,
+    HELPDESK_REMINDER,
+    HELPDESK_SUBMISSION,
+    email_enqueue,
+    email_send,
+    emails_send_due,
+)
+from tests.factories import CredentialFactory
+
+pytestmark = pytest.mark.django_db
+
+BACKENDS = "tests.merchants.test_outbox"
+
+
+class FailingThenWorkingBackend(EmailBackend):
+    """The locmem backend behind a mail server that hangs up the first `failures` times."""
+
+    failures = 0
+    calls = 0
+
+    def send_messages(self, messages):
+        cls = type(self)
+        cls.calls += 1
+        if cls.failures > 0:
+            cls.failures -= 1
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return super().send_messages(messages)
+
+
+class WorkerDied(BaseException):
+    """What a killed worker looks like from inside: nothing after this line runs."""
+
+
+class DyingBackend(EmailBackend):
+    """A mail server that is reached, but the worker dies before it answers."""
+
+    def send_messages(self, messages):
+        raise WorkerDied
+
+
+class StateRecordingBackend(EmailBackend):
+    """The locmem backend that records each mail's stored state while the server has it."""
+
+    seen: list = []
+
+    def send_messages(self, messages):
+        type(self).seen.extend(OutgoingEmail.objects.values_list("state", "sent_at").order_by("pk"))
+        return super().send_messages(messages)
+
+
+class SecondWorkerBackend(EmailBackend):
+    """The locmem backend during whose send a second worker tries the same mail."""
+
+    second_worker_sent: list = []
+
+    def send_messages(self, messages):
+        email = OutgoingEmail.objects.get()
+        type(self).second_worker_sent.append(email_send(email_id=email.pk))
+        return super().send_messages(messages)
+
+
+@pytest.fixture
+def flaky_mail_server(settings):
+    """Return a function that makes the mail server fail its next `failures` sends."""
+    settings.EMAIL_BACKEND = f"{BACKENDS}.FailingThenWorkingBackend"
+    FailingThenWorkingBackend.calls = 0
+
+    def fail_next(failures):
+        FailingThenWorkingBackend.failures = failures
+
+    yield fail_next
+    FailingThenWorkingBackend.failures = 0
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Return a function that moves the services' clock forward by a timedelta."""
+    offset = timedelta()
+    real_now = timezone.now
+
+    def advance(by: timedelta):
+        nonlocal offset
+        offset += by
+
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + offset)
+    return advance
+
+
+@pytest.fixture
+def credential(db):
+    return CredentialFactory(verification_state=VerificationState.VERIFIED)
+
+
+def enqueue(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER):
+    return email_enqueue(
+        dedupe_key=dedupe_key,
+        kind=kind,
+        to=[settings.HELPDESK_EMAIL],
+        template="helpdesk_reminder",
+        context={
+            "credential": credential,
+            "merchant": credential.merchant,
+            "number": 1,
+            "admin_url": "http://testserver/admin/",
+        },
+        merchant=credential.merchant,
+        credential=credential,
+    )
+
+
+def stored(email) -> OutgoingEmail:
+    return OutgoingEmail.objects.get(pk=email.pk)
+
+
+# Stored once
+
+
+def test_enqueue_stores_a_pending_mail_rendered_from_the_templates(credential):
+    email = enqueue(credential)
+
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.PENDING
+    assert email.sent_at is None
+    assert email.attempts == 0
+    assert email.to == [settings.HELPDESK_EMAIL]
+    assert credential.secret_hint in email.subject
+    assert credential.secret_hint in email.body_text
+    assert credential.secret_hint in email.body_html
+    assert credential.secret not in email.body_text + email.body_html + email.subject
+
+
+def test_enqueue_with_the_same_dedupe_key_twice_stores_one_mail_and_returns_none(credential):
+    first = enqueue(credential)
+
+    second = enqueue(credential)
+
+    assert first is not None
+    assert second is None
+    assert OutgoingEmail.objects.count() == 1
+
+
+def test_enqueue_with_another_dedupe_key_stores_another_mail(credential):
+    enqueue(credential, dedupe_key="reminder:test:1")
+
+    assert enqueue(credential, dedupe_key="reminder:test:2") is not None
+
+    assert OutgoingEmail.objects.count() == 2
+
+
+# Sent once, and only once the server accepted it
+
+
+def test_send_delivers_the_mail_and_marks_it_sent(credential):
+    email = enqueue(credential)
+    before = timezone.now()
+
+    assert email_send(email_id=email.pk) is True
+
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == [settings.HELPDESK_EMAIL]
+    assert message.subject == email.subject
+    assert message.body == email.body_text
+    assert message.alternatives[0][0] == email.body_html
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.SENT
+    assert before <= email.sent_at <= timezone.now()
+    assert email.attempts == 1
+    assert email.last_error == ""
+
+
+def test_send_marks_the_mail_sent_only_after_the_server_accepted_it(settings, credential):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.StateRecordingBackend"
+    StateRecordingBackend.seen = []
+    email = enqueue(credential)
+
+    email_send(email_id=email.pk)
+
+    assert StateRecordingBackend.seen == [(OutgoingEmail.State.PENDING, None)]
+    assert stored(email).state == OutgoingEmail.State.SENT
+
+
+def test_a_sent_mail_is_not_sent_again(credential):
+    email = enqueue(credential)
+    email_send(email_id=email.pk)
+
+    assert email_send(email_id=email.pk) is False
+    assert emails_send_due() == 0
+
+    assert len(mail.outbox) == 1
+    assert stored(email).attempts == 1
+
+
+def test_a_second_worker_cannot_send_a_mail_while_the_first_holds_it(settings, credential):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.SecondWorkerBackend"
+    SecondWorkerBackend.second_worker_sent = []
+    email = enqueue(credential)
+
+    assert email_send(email_id=email.pk) is True
+
+    assert SecondWorkerBackend.second_worker_sent == [False]
+    assert len(mail.outbox) == 1
+    assert stored(email).attempts == 1
+
+
+def test_sending_the_helpdesk_submission_records_when_the_helpdesk_was_told(credential):
+    email = enqueue(credential, dedupe_key="verification:test:helpdesk", kind=HELPDESK_SUBMISSION)
+
+    email_send(email_id=email.pk)
+
+    credential.refresh_from_db()
+    assert credential.helpdesk_notified_at == stored(email).sent_at
+
+
+def test_a_reminder_does_not_count_as_telling_the_helpdesk_of_the_submission(credential):
+    email = enqueue(credential, kind=HELPDESK_REMINDER)
+
+    email_send(email_id=email.pk)
+
+    credential.refresh_from_db()
+    assert credential.helpdesk_notified_at is None
+
+
+# A failing mail server
+
+
+def test_a_failed_send_keeps_the_mail_pending_with_the_error_and_a_later_attempt(
+    flaky_mail_server, credential
+):
+    flaky_mail_server(1)
+    email = enqueue(credential)
+    before = timezone.now()
+
+    assert email_send(email_id=email.pk) is False
+
+    after = timezone.now()
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.PENDING
+    assert email.sent_at is None
+    assert email.attempts == 1
+    assert email.last_error == "SMTPServerDisconnected"
+    first_delay = timedelta(seconds=settings.EMAIL_RETRY_BASE_SECONDS)
+    assert before + first_delay <= email.next_attempt_at <= after + first_delay
+    assert mail.outbox == []
+
+
+def test_a_failed_mail_is_not_tried_again_before_its_retry_time(flaky_mail_server, credential):
+    flaky_mail_server(1)
+    email = enqueue(credential)
+    email_send(email_id=email.pk)
+
+    assert email_send(email_id=email.pk) is False
+    assert emails_send_due() == 0
+
+    assert FailingThenWorkingBackend.calls == 1
+    assert stored(email).attempts == 1
+
+
+def test_each_failure_pushes_the_next_attempt_back_twice_as_far(
+    flaky_mail_server, clock, credential
+):
+    flaky_mail_server(4)
+    email = enqueue(credential)
+    base = timedelta(seconds=settings.EMAIL_RETRY_BASE_SECONDS)
+    for failure in range(4):
+        before = timezone.now()
+        assert email_send(email_id=email.pk) is False
+        after = timezone.now()
+        retry_at = stored(email).next_attempt_at
+        delay = base * 2**failure
+        assert before + delay <= retry_at <= after + delay
+        clock(retry_at - after)
+
+    email = stored(email)
+    assert (email.state, email.attempts, email.sent_at) == (OutgoingEmail.State.PENDING, 4, None)
+
+
+def test_when_the_server_recovers_the_due_mail_is_sent_exactly_once(
+    flaky_mail_server, clock, credential
+):
+    flaky_mail_server(2)
+    email = enqueue(credential)
+    email_send(email_id=email.pk)
+    clock(timedelta(minutes=1))
+    assert emails_send_due() == 0  # the second failure
+    clock(timedelta(minutes=1))
+
+    assert emails_send_due() == 1
+    assert emails_send_due() == 0
+    clock(timedelta(hours=2))
+    assert emails_send_due() == 0
+
+    assert len(mail.outbox) == 1
+    assert FailingThenWorkingBackend.calls == 3
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.SENT
+    assert email.sent_at is not None
+    assert email.attempts == 3
+    assert email.last_error == ""
+
+
+def test_a_mail_is_never_recorded_as_sent_while_the_server_keeps_failing(
+    flaky_mail_server, clock, credential
+):
+    flaky_mail_server(10)
+    email = enqueue(credential)
+    for _ in range(5):
+        emails_send_due()
+        clock(timedelta(hours=2))
+
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.PENDING
+    assert email.sent_at is None
+    assert email.attempts == 5
+    assert mail.outbox == []
+
+
+# A worker that died while sending
+
+
+def test_a_mail_held_by_a_worker_that_died_is_not_retried_before_the_lease_ends(
+    settings, credential
+):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.DyingBackend"
+    email = enqueue(credential)
+    with pytest.raises(WorkerDied):
+        email_send(email_id=email.pk)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+    assert email_send(email_id=email.pk) is False
+    assert emails_send_due() == 0
+
+    assert mail.outbox == []
+    assert stored(email).state == OutgoingEmail.State.PENDING
+
+
+def test_a_mail_held_by_a_worker_that_died_is_sent_after_the_lease(settings, clock, credential):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.DyingBackend"
+    email = enqueue(credential)
+    with pytest.raises(WorkerDied):
+        email_send(email_id=email.pk)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    clock(EMAIL_SEND_LEASE + timedelta(seconds=1))
+
+    assert emails_send_due() == 1
+
+    assert len(mail.outbox) == 1
+    email = stored(email)
+    assert email.state == OutgoingEmail.State.SENT
+    assert email.attempts == 2
+
+
+# What the database refuses
+
+
+def test_the_database_refuses_a_sent_mail_without_sent_at(credential):
+    email = enqueue(credential)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutgoingEmail.objects.filter(pk=email.pk).update(state=OutgoingEmail.State.SENT)
+
+    assert stored(email).state == OutgoingEmail.State.PENDING
+
+
+def test_the_database_accepts_a_sent_mail_with_sent_at(credential):
+    email = enqueue(credential)
+
+    OutgoingEmail.objects.filter(pk=email.pk).update(
+        state=OutgoingEmail.State.SENT, sent_at=timezone.now()
+    )
+
+    assert stored(email).state == OutgoingEmail.State.SENT
+
+
+def test_the_database_refuses_a_pending_mail_with_sent_at(credential):
+    email = enqueue(credential)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutgoingEmail.objects.filter(pk=email.pk).update(sent_at=timezone.now())
+
+
+def test_the_database_refuses_a_second_mail_with_the_same_dedupe_key(credential):
+    enqueue(credential)
+    email = OutgoingEmail.objects.get()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutgoingEmail.objects.create(
+            dedupe_key=email.dedupe_key, kind=email.kind, to=email.to, subject="x", body_text="x"
+        )
