@@ -35,6 +35,34 @@ def pytest_report_header(config):
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _purge_test_queue_from_redis():
+    """Delete this run's Celery queue from Redis at the end.
+
+    Submissions queue tasks on commit; outside the end-to-end tests no worker consumes them,
+    and the queue (named per process) would otherwise stay in Redis after every run.
+    """
+    yield
+    if not os.environ.get("REDIS_URL"):
+        return
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
+    try:
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        client.delete(
+            queue,
+            f"_kombu.binding.{queue}",
+            f"_kombu.binding_permanent.{queue}",
+            *client.keys(f"{queue}\x06*"),
+        )
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
 def pytest_runtest_setup(item):
     reason = _missing_service(item)
     if reason is None:
