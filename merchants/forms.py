@@ -26,6 +26,10 @@ class MerchantProfileForm(forms.ModelForm):
         fields = ["contact_email", "contact_phone", "website", "country", "requested_integrations"]
         error_messages = {
             "contact_email": {"invalid": "Enter an email address such as accounts@example.com."},
+            "country": {
+                "max_length": "Enter the two-letter country code, such as GB or DE (it has "
+                "%(show_value)d characters)."
+            },
         }
         widgets = {"country": forms.TextInput(attrs={"size": 2, "autocapitalize": "characters"})}
         help_texts = {"country": "Two letters, such as GB, DE or US."}

@@ -12,18 +12,27 @@ class RoleChoiceField(forms.ModelChoiceField):
         return f"{role.name} — {role.description}" if role.description else role.name
 
 
-def _grantable_roles(actor, merchant):
-    roles = Role.objects.available_to(merchant).prefetch_related("permissions__content_type")
-    return [role.pk for role in roles if refusal_to_grant(actor, merchant, role) is None]
-
-
 class _RoleFormMixin:
     def __init__(self, *args, actor, merchant, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only roles the actor may give are offered; the service checks again on save.
-        self.fields["role"].queryset = Role.objects.filter(
-            pk__in=_grantable_roles(actor, merchant)
-        ).order_by("merchant_id", "pk")
+        self.actor, self.merchant = actor, merchant
+        # Only roles the actor may give are offered, but any role of this merchant is a known
+        # answer: one the actor may not give is refused with the reason (clean_role), not as
+        # an unknown choice. Another merchant's role stays unknown. The service checks again.
+        field = self.fields["role"]
+        field.queryset = Role.objects.available_to(merchant).order_by("merchant_id", "pk")
+        field.choices = [
+            (role.pk, field.label_from_instance(role))
+            for role in field.queryset.prefetch_related("permissions__content_type")
+            if refusal_to_grant(actor, merchant, role) is None
+        ]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        refusal = refusal_to_grant(self.actor, self.merchant, role)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return role
 
 
 class InvitationForm(_RoleFormMixin, forms.Form):

@@ -12,10 +12,10 @@ from teams.models import AuditEvent, Invitation, Membership, Role
 
 
 def members_of(*, merchant) -> QuerySet[Membership]:
-    """Return the merchant's members with their user and role, by email."""
+    """Return the merchant's members with their user, role and merchant, by email."""
     return (
         Membership.objects.filter(merchant=merchant)
-        .select_related("user", "role")
+        .select_related("user", "role", "merchant")
         .order_by("user__email")
     )
 

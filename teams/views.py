@@ -57,13 +57,22 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user, merchant = self.request.user, self.merchant
         can_manage = user.has_perm(MANAGE_MEMBER_ROLES, merchant)
-        members = list(selectors.members_of(merchant=merchant))
+        # Apart from oneself, whether a member may be managed depends only on their role:
+        # ask once per role, so the page's queries do not grow with the team.
+        manageable_roles: dict[int, bool] = {}
+
+        def may_manage(membership) -> bool:
+            if not can_manage or membership.user_id == user.pk:
+                return False
+            if membership.role_id not in manageable_roles:
+                manageable_roles[membership.role_id] = (
+                    refusal_to_manage_member(user, membership) is None
+                )
+            return manageable_roles[membership.role_id]
+
         rows = [
-            (
-                membership,
-                can_manage and refusal_to_manage_member(user, membership) is None,
-            )
-            for membership in members
+            (membership, may_manage(membership))
+            for membership in selectors.members_of(merchant=merchant)
         ]
         return super().get_context_data(
             rows=rows,
