@@ -6,6 +6,9 @@ from django.contrib.auth import get_user_model, password_validation
 from teams.models import AuditEvent, Role
 from teams.permissions import CATALOGUE, refusal_to_grant
 
+# The code of refusals that come from the team rules (audited by the views).
+TEAM_RULE = "team_rule"
+
 
 class RoleChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, role):
@@ -31,7 +34,7 @@ class _RoleFormMixin:
         role = self.cleaned_data["role"]
         refusal = refusal_to_grant(self.actor, self.merchant, role)
         if refusal:
-            raise forms.ValidationError(refusal)
+            raise forms.ValidationError(refusal, code=TEAM_RULE)
         return role
 
 

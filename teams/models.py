@@ -302,6 +302,7 @@ class AuditEvent(models.Model):
         SIGNED_IN = "signed_in", "Signed in"
         SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
         ACCESS_DENIED = "access_denied", "Access denied"
+        ACTION_REFUSED = "action_refused", "Action refused by the team rules"
         INVITATION_SENT = "invitation_sent", "Invitation sent"
         INVITATION_RESENT = "invitation_resent", "Invitation resent"
         INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"

@@ -176,6 +176,11 @@ def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
         return "Choose permissions from the list."
     if not perms:
         return "Choose at least one permission: a role without any would open nothing."
+    if VIEW_MERCHANT not in perms:
+        return (
+            "Include “View merchant”: every other permission is used through the merchant's "
+            "pages, and a member who cannot open them could not even leave."
+        )
     missing = set(perms) - held_permissions(actor, merchant)
     if missing:
         return f"You cannot give a role permissions you do not hold ({_labels(missing)})."

@@ -18,6 +18,7 @@ from django.views.generic import FormView, TemplateView
 
 from teams import selectors, services
 from teams.forms import (
+    TEAM_RULE,
     AcceptInvitationForm,
     AuditFilterForm,
     InvitationForm,
@@ -25,7 +26,7 @@ from teams.forms import (
     RoleForm,
 )
 from teams.mixins import MerchantPermissionRequiredMixin
-from teams.models import Invitation
+from teams.models import AuditEvent, Invitation
 from teams.permissions import (
     CATALOGUE,
     INVITE_MEMBERS,
@@ -40,12 +41,39 @@ from teams.services import TeamRuleViolation
 AUDIT_PAGE_SIZE = 50
 
 
+def _audit_refusal(request, merchant, refusal: TeamRuleViolation, target: str) -> None:
+    """Record an attempt the team rules refused (an escalation attempt is worth knowing)."""
+    services.audit_record(
+        action=AuditEvent.Action.ACTION_REFUSED,
+        actor=request.user,
+        merchant=merchant,
+        target=target,
+        details={"reason": refusal.message},
+        request=request,
+    )
+
+
 def _team_url(merchant) -> str:
     return reverse("teams:team", kwargs={"slug": merchant.slug})
 
 
 def _roles_url(merchant) -> str:
     return reverse("teams:roles", kwargs={"slug": merchant.slug})
+
+
+class _AuditedRoleFormMixin:
+    """Audit a role refused by the team rules in the form, as the services' refusals are."""
+
+    def form_invalid(self, form):
+        for error in form.errors.as_data().get("role", []):
+            if error.code == TEAM_RULE:
+                _audit_refusal(
+                    self.request,
+                    self.merchant,
+                    TeamRuleViolation(error.messages[0]),
+                    self.request.path,
+                )
+        return super().form_invalid(form)
 
 
 class TeamView(MerchantPermissionRequiredMixin, TemplateView):
@@ -82,7 +110,7 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
         )
 
 
-class InvitationCreateView(MerchantPermissionRequiredMixin, FormView):
+class InvitationCreateView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, FormView):
     permission_required = INVITE_MEMBERS
     template_name = "teams/invite.html"
     form_class = InvitationForm
@@ -100,13 +128,22 @@ class InvitationCreateView(MerchantPermissionRequiredMixin, FormView):
                 request=self.request,
             )
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
-        messages.success(
-            self.request,
-            f"Invitation sent to {invitation.email} as {invitation.role.name}; the link works "
-            "for 10 days.",
-        )
+        invitation.refresh_from_db(fields=["sent_at"])
+        if invitation.sent_at is None:
+            messages.warning(
+                self.request,
+                f"The invitation to {invitation.email} is saved, but the mail could not be sent "
+                "just now. Use Resend below in a few minutes.",
+            )
+        else:
+            messages.success(
+                self.request,
+                f"Invitation sent to {invitation.email} as {invitation.role.name}; the link "
+                "works for 10 days.",
+            )
         return redirect(_team_url(self.merchant))
 
 
@@ -119,6 +156,7 @@ class _InvitationActionView(MerchantPermissionRequiredMixin, View):
         try:
             self.act(invitation)
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
         return redirect(_team_url(self.merchant))
 
@@ -142,15 +180,12 @@ class InvitationRevokeView(_InvitationActionView):
         messages.success(self.request, f"Invitation to {invitation.email} revoked.")
 
 
-class MemberEditView(MerchantPermissionRequiredMixin, FormView):
+class MemberEditView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, FormView):
     """Change another member's role."""
 
     permission_required = MANAGE_MEMBER_ROLES
     template_name = "teams/member_edit.html"
     form_class = MemberRoleForm
-
-    def dispatch(self, request, *args, **kwargs):
-        return super().dispatch(request, *args, **kwargs)
 
     def get_membership(self):
         return selectors.membership_get(merchant=self.merchant, pk=self.kwargs["pk"])
@@ -179,6 +214,7 @@ class MemberEditView(MerchantPermissionRequiredMixin, FormView):
                 request=self.request,
             )
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(
@@ -204,6 +240,7 @@ class MemberRemoveView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.membership_remove(membership=membership, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(_team_url(self.merchant))
         messages.success(request, f"{membership.user.email} was removed from {self.merchant.name}.")
@@ -221,6 +258,7 @@ class LeaveView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.membership_leave(membership=membership, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(self.merchant.get_absolute_url())
         messages.success(request, f"You left {self.merchant.name}.")
@@ -266,6 +304,7 @@ class RoleCreateView(MerchantPermissionRequiredMixin, FormView):
                 **form.cleaned_data,
             )
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(self.request, f"Role “{role.name}” created.")
@@ -304,6 +343,7 @@ class RoleEditView(MerchantPermissionRequiredMixin, FormView):
                 **form.cleaned_data,
             )
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(self.request, f"Role “{role.name}” saved; it applies from the next page.")
@@ -324,6 +364,7 @@ class RoleDeleteView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.role_delete(role=role, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
+            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(
                 reverse("teams:role_delete", kwargs={"slug": self.merchant.slug, "pk": role.pk})
@@ -397,6 +438,7 @@ class InvitationAcceptView(TemplateView):
                     token=token, user=request.user, request=request
                 )
             except TeamRuleViolation as refusal:
+                _audit_refusal(request, self.invitation.merchant, refusal, "invitation link")
                 messages.error(request, refusal.message)
                 return self.get(request, *args, **kwargs)
             messages.success(request, f"Welcome to {membership.merchant.name}.")
@@ -412,6 +454,7 @@ class InvitationAcceptView(TemplateView):
                 request=request,
             )
         except TeamRuleViolation as refusal:
+            _audit_refusal(request, self.invitation.merchant, refusal, "invitation link")
             messages.error(request, refusal.message)
             return self.get(request, *args, **kwargs)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
