@@ -18,5 +18,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("credentials.urls")),
+    path("", include("teams.urls")),
     path("", include("merchants.urls")),
 ]

@@ -15,6 +15,8 @@ HELPDESK_PERMISSIONS = (
     "teams.view_membership",
     "teams.view_role",
     "teams.view_user",
+    "teams.view_invitation",
+    "teams.view_auditevent",
 )
 
 

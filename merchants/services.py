@@ -59,6 +59,38 @@ EMAIL_RETRY_MAX_SECONDS = 3600
 SWEEP_BATCH = 500
 
 
+PROFILE_FIELDS = ("contact_email", "contact_phone", "website", "country", "requested_integrations")
+
+
+@transaction.atomic
+def merchant_update_profile(*, merchant: Merchant, actor, request=None, **changes) -> Merchant:
+    """Change the merchant's contact details and requested integrations."""
+    from teams.models import AuditEvent
+    from teams.permissions import EDIT_MERCHANT_PROFILE
+    from teams.services import TeamRuleViolation, audit_record
+
+    if not actor.has_perm(EDIT_MERCHANT_PROFILE, merchant):
+        raise TeamRuleViolation("Your role in this merchant does not allow this.")
+    changed = {}
+    for field in PROFILE_FIELDS:
+        if field in changes and getattr(merchant, field) != changes[field]:
+            changed[field] = {"from": getattr(merchant, field), "to": changes[field]}
+            setattr(merchant, field, changes[field])
+    if not changed:
+        return merchant
+    merchant.full_clean()
+    merchant.save(update_fields=list(changed))
+    audit_record(
+        action=AuditEvent.Action.MERCHANT_PROFILE_CHANGED,
+        actor=actor,
+        merchant=merchant,
+        target="profile",
+        details=changed,
+        request=request,
+    )
+    return merchant
+
+
 def email_enqueue(
     *,
     dedupe_key: str,

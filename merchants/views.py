@@ -1,13 +1,17 @@
 """The dashboard and the merchant page."""
 
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.views.generic import TemplateView
+from django.shortcuts import redirect
+from django.views.generic import FormView, TemplateView
 
 from credentials.models import Mode
 from credentials.selectors import credentials_current_by_mode
+from merchants.forms import MerchantProfileForm
 from merchants.selectors import memberships_for_user, merchant_onboarding_status
+from merchants.services import merchant_update_profile
 from teams.mixins import MerchantPermissionRequiredMixin
-from teams.permissions import VIEW_KEYS, VIEW_MERCHANT
+from teams.permissions import EDIT_MERCHANT_PROFILE, VIEW_KEYS, VIEW_MERCHANT
 
 
 class DashboardView(LoginRequiredMixin, TemplateView):
@@ -39,3 +43,28 @@ class MerchantDetailView(MerchantPermissionRequiredMixin, TemplateView):
         return super().get_context_data(
             can_view_keys=can_view_keys, modes=modes, onboarding_status=status, **kwargs
         )
+
+
+class MerchantProfileEditView(MerchantPermissionRequiredMixin, FormView):
+    """Contact details and requested integrations, for members who may edit the profile."""
+
+    permission_required = EDIT_MERCHANT_PROFILE
+    template_name = "merchants/profile_form.html"
+    form_class = MerchantProfileForm
+
+    def get_form_kwargs(self):
+        # A copy: a refused form must not leave half-applied values on the merchant shown in
+        # the page's header.
+        from copy import copy
+
+        return {**super().get_form_kwargs(), "instance": copy(self.merchant)}
+
+    def form_valid(self, form):
+        merchant_update_profile(
+            merchant=self.merchant,
+            actor=self.request.user,
+            request=self.request,
+            **{field: form.cleaned_data[field] for field in form.Meta.fields},
+        )
+        messages.success(self.request, "Profile saved.")
+        return redirect(self.merchant.get_absolute_url())

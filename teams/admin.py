@@ -2,8 +2,10 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.db.models import Q
 
-from teams.models import Membership, Role, User
+from teams.models import AuditEvent, Invitation, Membership, Role, User
+from teams.permissions import CATALOGUE
 
 
 class EmailUserCreationForm(UserCreationForm):
@@ -38,8 +40,38 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+class RoleAdminForm(forms.ModelForm):
+    """A custom role of one merchant. A role without a merchant would be a new default role,
+    shared by every merchant and then read-only: those come from the data migration only."""
+
+    class Meta:
+        model = Role
+        fields = ("merchant", "name", "description", "permissions")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "merchant" in self.fields:
+            self.fields["merchant"].required = True
+        if "permissions" in self.fields:
+            catalogue = Q()
+            for entry in CATALOGUE:
+                catalogue |= Q(content_type__app_label=entry.app_label, codename=entry.codename)
+            self.fields["permissions"].queryset = self.fields["permissions"].queryset.filter(
+                catalogue
+            )
+
+    def clean_name(self):
+        name = " ".join(self.cleaned_data["name"].split())
+        if Role.objects.defaults().filter(name__iexact=name).exists():
+            raise forms.ValidationError(
+                f"“{name}” is the name of a default role; choose another name for a custom role."
+            )
+        return name
+
+
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin):
+    form = RoleAdminForm
     list_display = ("name", "merchant", "description")
     list_select_related = ("merchant",)
     list_filter = (("merchant", admin.EmptyFieldListFilter),)
@@ -84,3 +116,60 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("role",)
     search_fields = ("user__email", "merchant__name", "merchant__slug")
     autocomplete_fields = ("user", "merchant")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are sent and revoked from the portal, where the team rules apply; the
+    admin shows them."""
+
+    list_display = ("email", "merchant", "role", "state_label", "invited_by", "expires_at")
+    list_select_related = ("merchant", "role", "invited_by")
+    list_filter = ("role",)
+    search_fields = ("email", "merchant__name", "merchant__slug")
+    date_hierarchy = "created_at"
+    exclude = ("token_hash",)
+    readonly_fields = [
+        field.name for field in Invitation._meta.fields if field.name != "token_hash"
+    ]
+
+    @admin.display(description="State")
+    def state_label(self, obj):
+        return obj.get_state_display()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting would bypass the revocation's audit event and erase who invited whom.
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The whole audit trail, read-only: nobody edits or deletes events through the app."""
+
+    list_display = ("occurred_at", "actor_label", "merchant", "action", "target", "ip")
+    list_select_related = ("actor", "merchant")
+    list_filter = ("action", ("merchant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("actor_email", "target", "merchant__name", "merchant__slug")
+    date_hierarchy = "occurred_at"
+    ordering = ("-occurred_at", "-pk")
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+    show_full_result_count = False
+
+    @admin.display(description="Who", ordering="actor_email")
+    def actor_label(self, obj):
+        return obj.actor_email or "Keyhouse"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -197,3 +197,163 @@ class Membership(models.Model):
             raise ValidationError(
                 {"role": "Choose a default role or one of this merchant's own custom roles."}
             )
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self, *, now=None):
+        """Return invitations that can still be accepted."""
+        now = now or timezone.now()
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+
+    def open(self):
+        """Return invitations neither accepted nor revoked (possibly expired)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+
+class Invitation(models.Model):
+    """An invitation to join a merchant's team with a role, by a single-use link.
+
+    Only a SHA-256 of the link's token is stored: the token itself exists in the mail alone.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        EXPIRED = "expired", "Expired"
+        ACCEPTED = "accepted", "Accepted"
+        REVOKED = "revoked", "Revoked"
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invitations_sent",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invitations_accepted",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One open invitation per address and merchant; a new one replaces the old.
+            models.UniqueConstraint(
+                "merchant",
+                Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="teams_one_open_invitation",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(accepted_at__isnull=False, revoked_at__isnull=False),
+                name="teams_invitation_accepted_or_revoked",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.merchant} as {self.role}"
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return self.State.ACCEPTED
+        if self.revoked_at:
+            return self.State.REVOKED
+        if self.expires_at <= timezone.now():
+            return self.State.EXPIRED
+        return self.State.PENDING
+
+    def get_state_display(self) -> str:
+        return self.State(self.state).label
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit events are append-only: they are never updated.")
+
+    def delete(self):
+        raise TypeError("Audit events are append-only: they are never deleted.")
+
+
+class AuditEvent(models.Model):
+    """One security-relevant action: who, for which merchant, what, on what, when, from where.
+
+    Append-only: saving an existing event, or updating or deleting through a queryset,
+    raises. Details are small JSON written by services, and never hold a secret.
+    """
+
+    class Action(models.TextChoices):
+        SIGNED_IN = "signed_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+        ACCESS_DENIED = "access_denied", "Access denied"
+        ACTION_REFUSED = "action_refused", "Action refused by the team rules"
+        INVITATION_SENT = "invitation_sent", "Invitation sent"
+        INVITATION_RESENT = "invitation_resent", "Invitation resent"
+        INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+        ROLE_CREATED = "role_created", "Role created"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        ROLE_DELETED = "role_deleted", "Role deleted"
+        MEMBER_ROLE_CHANGED = "member_role_changed", "Member's role changed"
+        MEMBER_REMOVED = "member_removed", "Member removed"
+        MEMBER_LEFT = "member_left", "Member left"
+        MERCHANT_PROFILE_CHANGED = "merchant_profile_changed", "Merchant profile changed"
+        KEY_SUBMITTED = "key_submitted", "Key submitted"
+        KEY_VERIFICATION = "key_verification", "Key verification outcome"
+        SUBMISSION_ACKNOWLEDGED = "submission_acknowledged", "Submission acknowledged"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    actor_email = models.EmailField(
+        blank=True, help_text="Kept when the user is deleted; the address typed for failures."
+    )
+    merchant = models.ForeignKey(
+        "merchants.Merchant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    action = models.CharField(max_length=64, choices=Action, db_index=True)
+    target = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        indexes = [models.Index(fields=["merchant", "-occurred_at"], name="audit_merchant_time")]
+
+    def __str__(self):
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_email or 'system'}: {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise TypeError("Audit events are append-only: they are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit events are append-only: they are never deleted.")

@@ -6,15 +6,17 @@ it is routed: every pattern that takes a `slug` is merchant-scoped.
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from credentials.models import Credential
 from merchants.models import Merchant
-from teams.models import Membership, Role
-from tests.factories import CredentialFactory, fake_key
+from teams.models import Invitation, Membership, Role
+from tests.factories import CredentialFactory, MembershipFactory, default_role, fake_key
 
 MERCHANT_KWARG = "slug"
 
@@ -60,30 +62,70 @@ class Tenant:
     merchant: Merchant
     owner: object
     credential: Credential
+    member: Membership
+    role: Role
+    invitation: Invitation
+
+    def object_pks(self) -> dict[str, int]:
+        return {
+            "credential": self.credential.pk,
+            "membership": self.member.pk,
+            "role": self.role.pk,
+            "invitation": self.invitation.pk,
+        }
+
+
+def _tenant(merchant, owner) -> Tenant:
+    """A merchant with its Owner, one stored key, a Developer, a custom role, an invitation."""
+    role = Role.objects.create(merchant=merchant, name="Bookkeeper")
+    return Tenant(
+        merchant=merchant,
+        owner=owner,
+        credential=CredentialFactory(merchant=merchant, submitted_by=owner),
+        member=MembershipFactory(merchant=merchant, role=default_role("developer")),
+        role=role,
+        invitation=Invitation.objects.create(
+            merchant=merchant,
+            email=f"invitee@{merchant.slug}.test",
+            role=default_role("support"),
+            token_hash=f"{merchant.pk:064d}",
+            expires_at=timezone.now() + timedelta(days=10),
+        ),
+    )
 
 
 @pytest.fixture
 def tenants(merchant, other_merchant, owner, other_owner):
-    """Demo Coffee Co and Demo Bakery Co, each with its Owner and one stored key."""
-    return {
-        "coffee": Tenant(merchant, owner, CredentialFactory(merchant=merchant, submitted_by=owner)),
-        "bakery": Tenant(
-            other_merchant,
-            other_owner,
-            CredentialFactory(merchant=other_merchant, submitted_by=other_owner),
-        ),
-    }
+    """Demo Coffee Co and Demo Bakery Co, each with its Owner and one object of each kind."""
+    return {"coffee": _tenant(merchant, owner), "bakery": _tenant(other_merchant, other_owner)}
 
 
-def address(route: MerchantRoute, *, merchant_slug: str, credential_pk: int) -> str:
-    """Return the address of `route` for a merchant, with `pk` set to one of its credentials.
+# Which object of the tenant the `pk` in each route names. A route that is not listed fails:
+# filling its pk with a made-up value would make a 404 prove nothing.
+PK_KINDS = {
+    "credentials:detail": "credential",
+    "teams:member": "membership",
+    "teams:member_remove": "membership",
+    "teams:role_edit": "role",
+    "teams:role_delete": "role",
+    "teams:invitation_resend": "invitation",
+    "teams:invitation_revoke": "invitation",
+}
 
-    A new kwarg fails here on purpose: filling it with a made-up value would make a 404 prove
-    nothing, so the test must learn which real object of the tenant belongs there.
+
+def address(route: MerchantRoute, *, merchant_slug: str, object_pks: dict[str, int]) -> str:
+    """Return the address of `route` for a merchant, with `pk` set to one of its objects.
+
+    A new kwarg fails here on purpose: the test must learn which real object of the tenant
+    belongs there.
     """
     if route.name is None:
         pytest.fail(f"Name the merchant-scoped route {route.route!r} so it can be reversed.")
-    values = {MERCHANT_KWARG: merchant_slug, "pk": credential_pk}
+    values = {MERCHANT_KWARG: merchant_slug}
+    if "pk" in route.kwargs:
+        if route.name not in PK_KINDS:
+            pytest.fail(f"{route}: teach the isolation test which object its pk names (PK_KINDS).")
+        values["pk"] = object_pks[PK_KINDS[route.name]]
     unknown = route.kwargs - values.keys()
     if unknown:
         pytest.fail(f"{route}: teach the isolation test to fill {sorted(unknown)}.")
@@ -91,7 +133,7 @@ def address(route: MerchantRoute, *, merchant_slug: str, credential_pk: int) -> 
 
 
 def tenant_address(route: MerchantRoute, tenant: Tenant) -> str:
-    return address(route, merchant_slug=tenant.merchant.slug, credential_pk=tenant.credential.pk)
+    return address(route, merchant_slug=tenant.merchant.slug, object_pks=tenant.object_pks())
 
 
 def send(client, method: str, url: str):
@@ -112,7 +154,7 @@ def send(client, method: str, url: str):
 def database_state():
     """Return every row of the tenant data (secrets left out), to prove nothing changed."""
     state = {}
-    for model in (Merchant, Credential, Membership, Role):
+    for model in (Merchant, Credential, Membership, Role, Invitation):
         columns = [f.attname for f in model._meta.concrete_fields if f.name != "secret"]
         state[model.__name__] = list(model.objects.order_by("pk").values_list(*columns))
     return state
@@ -169,10 +211,10 @@ def test_unknown_slug_gets_the_same_404_page_as_another_merchants_slug(
     route, visitor, victim, tenants, client_for
 ):
     client = client_for(tenants[visitor].owner)
-    victim_key = tenants[victim].credential.pk
+    victim_pks = tenants[victim].object_pks()
 
     other_tenant = client.get(tenant_address(route, tenants[victim]))
-    unknown = client.get(address(route, merchant_slug="no-such-merchant", credential_pk=victim_key))
+    unknown = client.get(address(route, merchant_slug="no-such-merchant", object_pks=victim_pks))
 
     assert unknown.status_code == other_tenant.status_code == 404
     assert without_csrf_token(unknown.content.decode()) == without_csrf_token(
@@ -240,7 +282,7 @@ def test_anonymous_visitor_is_redirected_to_login_on_every_address(route, method
 @ROUTES
 def test_anonymous_visitor_is_redirected_to_login_for_an_unknown_slug_too(route, tenants, client):
     url = address(
-        route, merchant_slug="no-such-merchant", credential_pk=tenants["coffee"].credential.pk
+        route, merchant_slug="no-such-merchant", object_pks=tenants["coffee"].object_pks()
     )
 
     response = client.get(url)

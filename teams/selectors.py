@@ -1,0 +1,107 @@
+"""Reads of teams, roles, invitations and the audit trail, scoped to one merchant.
+
+Objects are reached by id only through these functions: an id of another merchant's
+member, role or invitation is a 404, never a 403 that would confirm it exists.
+"""
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from teams.models import AuditEvent, Invitation, Membership, Role
+
+
+def members_of(*, merchant) -> QuerySet[Membership]:
+    """Return the merchant's members with their user, role and merchant, by email."""
+    return (
+        Membership.objects.filter(merchant=merchant)
+        .select_related("user", "role", "merchant")
+        .order_by("user__email")
+    )
+
+
+def membership_get(*, merchant, pk) -> Membership:
+    """Return membership `pk` of `merchant`, or raise Http404."""
+    try:
+        return Membership.objects.select_related("user", "role", "merchant").get(
+            merchant=merchant, pk=pk
+        )
+    except (Membership.DoesNotExist, ValueError):
+        raise Http404("No such member.") from None
+
+
+def membership_of(*, user, merchant) -> Membership:
+    """Return the user's own membership in `merchant`, or raise Http404."""
+    try:
+        return Membership.objects.select_related("role", "merchant", "user").get(
+            user=user, merchant=merchant
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+
+
+def open_invitations_of(*, merchant) -> QuerySet[Invitation]:
+    """Return invitations neither accepted nor revoked (expired ones included, marked so)."""
+    return (
+        Invitation.objects.open()
+        .filter(merchant=merchant)
+        .select_related("role", "invited_by")
+        .order_by("email")
+    )
+
+
+def invitation_get(*, merchant, pk) -> Invitation:
+    """Return invitation `pk` of `merchant`, or raise Http404."""
+    try:
+        return Invitation.objects.select_related("role", "merchant").get(merchant=merchant, pk=pk)
+    except (Invitation.DoesNotExist, ValueError):
+        raise Http404("No such invitation.") from None
+
+
+def roles_for(*, merchant) -> QuerySet[Role]:
+    """Return the default roles, then the merchant's custom roles, with permissions and the
+    number of members holding each in this merchant."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    return (
+        Role.objects.available_to(merchant)
+        .annotate(member_count=Count("memberships", filter=Q(memberships__merchant=merchant)))
+        .prefetch_related(
+            Prefetch(
+                "permissions",
+                queryset=Permission.objects.select_related("content_type").order_by("pk"),
+            )
+        )
+        .order_by("merchant_id", "pk")
+    )
+
+
+def custom_role_get(*, merchant, pk) -> Role:
+    """Return custom role `pk` of `merchant`, or raise Http404 (default roles included)."""
+    try:
+        return Role.objects.get(merchant=merchant, pk=pk)
+    except (Role.DoesNotExist, ValueError):
+        raise Http404("No such role.") from None
+
+
+def role_get_available(*, merchant, pk) -> Role:
+    """Return a default role or a custom role of `merchant`, or raise Http404."""
+    try:
+        return Role.objects.available_to(merchant).get(pk=pk)
+    except (Role.DoesNotExist, ValueError):
+        raise Http404("No such role.") from None
+
+
+def audit_events_of(*, merchant, action: str = "", actor_id=None) -> QuerySet[AuditEvent]:
+    """Return the merchant's audit trail, newest first, optionally filtered."""
+    events = AuditEvent.objects.filter(merchant=merchant).select_related("actor")
+    if action:
+        events = events.filter(action=action)
+    if actor_id:
+        events = events.filter(actor_id=actor_id)
+    return events.order_by("-occurred_at", "-pk")
+
+
+def invitation_is_expired(invitation) -> bool:
+    return invitation.expires_at <= timezone.now()
