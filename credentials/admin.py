@@ -170,7 +170,7 @@ class CredentialAdmin(admin.ModelAdmin):
         # Only the ids are needed: select_related(None) drops list_select_related, which
         # cannot be combined with only().
         done = sum(
-            credential_acknowledge(credential=credential, actor=request.user)
+            credential_acknowledge(credential=credential, actor=request.user, request=request)
             for credential in queryset.select_related(None).only("pk")
         )
         skipped = queryset.count() - done
@@ -204,7 +204,7 @@ class CredentialAdmin(admin.ModelAdmin):
             raise Http404("No such submission.")
         if not self.has_change_permission(request, credential):
             raise PermissionDenied
-        if credential_acknowledge(credential=credential, actor=request.user):
+        if credential_acknowledge(credential=credential, actor=request.user, request=request):
             self.message_user(request, "Acknowledged: no more reminders.", messages.SUCCESS)
         else:
             self.message_user(request, "This submission was already acknowledged.")

@@ -39,6 +39,8 @@ from merchants.services import (
     credential_admin_url,
     email_enqueue,
 )
+from teams.models import AuditEvent
+from teams.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ def credential_submit(
     requested_integrations: list[str],
     note: str,
     actor,
+    request=None,
 ) -> Credential:
     """Store a Stripe key pair for `merchant`, encrypted and pending verification.
 
@@ -109,6 +112,14 @@ def credential_submit(
                 raise duplicate
             credential.verification_next_attempt_at = credential.submitted_at
             credential.save()
+            audit_record(
+                action=AuditEvent.Action.KEY_SUBMITTED,
+                actor=actor,
+                merchant=merchant,
+                target=_key_target(credential),
+                details={"mode": credential.mode, "kind": credential.kind},
+                request=request,
+            )
             transaction.on_commit(lambda: enqueue(VERIFY_TASK, credential.pk))
     except IntegrityError:
         if credential_fingerprint_active(
@@ -266,6 +277,17 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
             )
             return VerifyResult(state=VerificationState.PENDING, retry_in=delay)
         _record_outcome(credential, facts=facts, code=code, transient=transient)
+        audit_record(
+            action=AuditEvent.Action.KEY_VERIFICATION,
+            merchant=credential.merchant,
+            target=_key_target(credential),
+            details={
+                "outcome": credential.verification_state,
+                "code": credential.verification_code,
+                "account": credential.account_id,
+                "attempts": credential.verification_attempts,
+            },
+        )
         _notify_outcome(credential)
     return VerifyResult(state=credential.verification_state)
 
@@ -426,7 +448,7 @@ def verifications_requeue_stale(*, now=None) -> int:
 
 
 @transaction.atomic
-def credential_acknowledge(*, credential: Credential, actor) -> bool:
+def credential_acknowledge(*, credential: Credential, actor, request=None) -> bool:
     """Record that the helpdesk took the submission: reminders stop, including one queued but
     not sent yet (the mail server was down). Return False if it already was acknowledged
     (the first acknowledgement is kept)."""
@@ -437,4 +459,16 @@ def credential_acknowledge(*, credential: Credential, actor) -> bool:
         OutgoingEmail.objects.filter(
             credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
         ).update(state=OutgoingEmail.State.CANCELLED)
+        audit_record(
+            action=AuditEvent.Action.SUBMISSION_ACKNOWLEDGED,
+            actor=actor,
+            merchant_id=credential.merchant_id,
+            target=_key_target(credential),
+            request=request,
+        )
     return bool(updated)
+
+
+def _key_target(credential: Credential) -> str:
+    """Name a key in the audit trail by its hint: never by anything that holds the secret."""
+    return f"{credential.get_mode_display().lower()} key {credential.secret_hint}"

@@ -35,6 +35,7 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
                 requested_integrations=form.cleaned_data["requested_integrations"],
                 note=form.cleaned_data["note"],
                 actor=self.request.user,
+                request=self.request,
             )
         except SubmissionRefused as error:
             field = "secret_key" if error.code == "duplicate" else None

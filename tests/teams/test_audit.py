@@ -964,3 +964,43 @@ def test_the_admin_offers_only_catalogue_permissions_for_a_custom_role(
     assert {f"{p.content_type.app_label}.{p.codename}" for p in offered} == {
         entry.perm for entry in CATALOGUE
     }
+
+
+# Keys: submission, verification outcome and acknowledgement ------------------------------
+
+
+@pytest.mark.django_db
+def test_key_submission_verification_and_acknowledgement_are_audited_by_hint_only(
+    owner_client, owner, merchant, fake_stripe, helpdesk_user
+):
+    from credentials.models import Credential
+    from credentials.services import credential_acknowledge, credential_verify
+    from tests.factories import fake_key
+
+    secret = fake_key("sk_test_")
+    owner_client.post(
+        reverse("credentials:submit", kwargs={"slug": merchant.slug}),
+        {
+            "publishable_key": fake_key("pk_test_"),
+            "secret_key": secret,
+            "requested_integrations": ["online_payments"],
+        },
+    )
+    credential = Credential.objects.get()
+    credential_verify(credential_id=credential.pk)
+    credential_acknowledge(credential=credential, actor=helpdesk_user)
+
+    events = {
+        event.action: event
+        for event in AuditEvent.objects.filter(merchant=merchant).exclude(action="signed_in")
+    }
+    assert events["key_submitted"].actor == owner
+    assert events["key_submitted"].ip == "127.0.0.1"
+    assert events["key_verification"].actor is None
+    assert events["key_verification"].details["outcome"] == "verified"
+    assert events["submission_acknowledged"].actor == helpdesk_user
+    hint = credential.secret_hint
+    for event in events.values():
+        assert hint in event.target
+        assert secret not in f"{event.target} {event.details}"
+        assert secret.removeprefix("sk_test_")[:12] not in f"{event.target} {event.details}"
