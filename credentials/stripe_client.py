@@ -43,7 +43,7 @@ class StripeUnavailable(Exception):
 
 
 @sensitive_variables("secret")
-def stripe_client(secret: str) -> stripe.StripeClient:
+def stripe_client(secret: str, *, http_client=None) -> stripe.StripeClient:
     """Return a client for `secret`, on STRIPE_API_BASE, with a timeout and quick retries.
 
     Settings are read here, at call time, so tests and demos can point at a local server.
@@ -54,7 +54,7 @@ def stripe_client(secret: str) -> stripe.StripeClient:
         secret,
         base_addresses={"api": settings.STRIPE_API_BASE},
         max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
-        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+        http_client=http_client or stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
     )
 
 
@@ -89,7 +89,17 @@ def stripe_account_facts(secret: str) -> AccountFacts:
     `GET /v1/balance`: if that works, the key is usable, with limited permissions.
     Raise KeyRefused or StripeUnavailable otherwise.
     """
-    client = stripe_client(secret)
+    http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+    try:
+        return _account_facts(stripe_client(secret, http_client=http_client))
+    finally:
+        # One verification, one session: closed here rather than left to the garbage
+        # collector, so a long-running worker does not accumulate open sockets.
+        http_client.close()
+
+
+@sensitive_variables("client")
+def _account_facts(client: stripe.StripeClient) -> AccountFacts:
     failure = None
     try:
         account = client.v1.accounts.retrieve_current()
