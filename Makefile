@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: help install run test lint format bench clean
+.PHONY: help install run demo test lint format bench clean
 
 help:
 	@echo "make run    set up (venv, .env, database, demo data) and serve on http://127.0.0.1:$(PORT)"
+	@echo "make demo   like run, with a fake Stripe (no account or network needed)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make lint   ruff check and format check"
 	@echo "make format apply ruff's formatting and safe fixes"
@@ -39,6 +40,18 @@ run: install .env
 	@# `-e /dev/null`: honcho would let .env override the real environment; Django reads .env
 	@# itself and lets the environment win.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile -p $(PORT)
+
+# `make run` with a fake Stripe on 127.0.0.1:12111 instead of Stripe's API: for a demo without
+# a Stripe account or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are
+# rejected.
+demo: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "Keyhouse demo with a fake Stripe: open http://127.0.0.1:$(PORT)/ (helpdesk: /admin/)."
+	@echo
+	STRIPE_API_BASE=http://127.0.0.1:12111 PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/honcho start -e /dev/null -f Procfile.demo -p $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -153,7 +153,8 @@ FOLLOWUP_CHECK_EVERY = env_duration_seconds("FOLLOWUP_CHECK_EVERY", default="60"
 
 # Celery. The embedded default needs no server: kombu's filesystem transport under var/.
 REDIS_URL = env("REDIS_URL", default="")
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# "localhost" only names the embedded transport (kombu warns without a host); it is no server.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
