@@ -2,6 +2,7 @@
 
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import time
@@ -55,12 +56,45 @@ def test_database():
 
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]
+    if connection.vendor != "sqlite":
+        # A name of its own: `autoclobber` would otherwise drop the database of a test run
+        # going on at the same time on the same server (pytest-django uses test_<name>).
+        test = connection.settings_dict.setdefault("TEST", {})
+        test["NAME"] = f"test_{old_name}_bench_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         yield connection
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
         teardown_test_environment()
+
+
+@contextmanager
+def broker_queue():
+    """Publish to a queue of this run's own, and delete it with whatever is left in it.
+
+    Submissions queue verifications on commit, and nothing consumes them outside the pipeline
+    benchmark: without this they would stay in a shared Redis after the run.
+    """
+    from config.celery_app import app
+
+    if "queues" in app.amqp.__dict__:
+        raise RuntimeError("Celery's queues are already set up; choose the queue before.")
+    name = f"keyhouse-bench-{os.getpid()}-{secrets.token_hex(3)}"
+    app.conf.task_default_queue = name
+    try:
+        yield name
+    finally:
+        from kombu.exceptions import OperationalError
+
+        try:
+            with app.connection_for_write() as conn:
+                # Declared first, so that the transport knows the binding and deletes it too.
+                queue = app.amqp.queues[name](conn.default_channel)
+                queue.declare()
+                queue.delete()
+        except (OperationalError, OSError) as error:
+            print(f"bench: could not delete the queue {name} ({type(error).__name__})")
 
 
 def machine_description() -> str:
