@@ -393,6 +393,7 @@ def _notify_outcome(credential: Credential) -> None:
             context=context,
             merchant=merchant,
             credential=credential,
+            send_in_process=True,
         )
     email_enqueue(
         dedupe_key=f"verification:{credential.pk}:helpdesk",
@@ -402,6 +403,7 @@ def _notify_outcome(credential: Credential) -> None:
         context=context,
         merchant=merchant,
         credential=credential,
+        send_in_process=True,
     )
 
 

@@ -100,11 +100,17 @@ def email_enqueue(
     context: dict,
     merchant: Merchant | None = None,
     credential: Credential | None = None,
+    send_in_process: bool = False,
 ) -> OutgoingEmail | None:
     """Store a mail rendered from `emails/<template>` and send it once the transaction commits.
 
     Return None, storing nothing, when a mail with this `dedupe_key` already exists: the
     event it reports was processed before. Templates never receive a secret.
+
+    By default a `send_email` task sends it; code already running in a worker passes
+    `send_in_process=True` to send it right after commit instead, which spares a task and
+    keeps the mail from queueing behind other work. A failed send is retried by the sweep
+    either way.
     """
     context = {"site_url": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
@@ -125,7 +131,10 @@ def email_enqueue(
         )
     if not created:
         return None
-    transaction.on_commit(lambda: enqueue("merchants.tasks.send_email", email.pk))
+    if send_in_process:
+        transaction.on_commit(lambda: email_send(email_id=email.pk))
+    else:
+        transaction.on_commit(lambda: enqueue("merchants.tasks.send_email", email.pk))
     return email
 
 
