@@ -45,3 +45,23 @@ def credential_fingerprint_active(*, merchant, provider: str, mode: str, fingerp
         .filter(merchant=merchant, provider=provider, mode=mode, fingerprint=fingerprint)
         .exists()
     )
+
+
+def credentials_history(*, user, merchant) -> QuerySet[Credential]:
+    """Return every key of the merchant, newest first, with who submitted and who revoked."""
+    return (
+        _for_display(user=user, merchant=merchant)
+        .select_related("revoked_by", "replaced_by")
+        .order_by("-submitted_at", "-pk")
+    )
+
+
+def credential_last_retired(*, user, merchant, mode: str) -> Credential | None:
+    """Return the most recently revoked or superseded key of a mode, or None."""
+    return (
+        _for_display(user=user, merchant=merchant)
+        .filter(mode=mode)
+        .exclude(lifecycle_state=LifecycleState.ACTIVE)
+        .order_by("-lifecycle_changed_at", "-pk")
+        .first()
+    )
