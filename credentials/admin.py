@@ -133,12 +133,25 @@ class CredentialAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Lifecycle", {"fields": ("lifecycle_state", "lifecycle_changed_at", "fingerprint")}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "lifecycle_state",
+                    "lifecycle_changed_at",
+                    "replaced_by",
+                    "revoked_by",
+                    "revoked_reason",
+                    "next_reverify_at",
+                    "fingerprint",
+                )
+            },
+        ),
         (
             "Helpdesk",
             {
                 "fields": (
-                    "helpdesk_flags",
+                    "flags",
                     "helpdesk_notified_at",
                     "acknowledged_at",
                     "acknowledged_by",
@@ -161,6 +174,11 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description="Flagged", boolean=True)
     def flagged(self, obj):
         return bool(obj.helpdesk_flags)
+
+    @admin.display(description="Please check")
+    def flags(self, obj):
+        # The sentences, not the stored codes: the agent reads what to look at.
+        return "; ".join(obj.helpdesk_flag_labels) or "-"
 
     # permissions=["change"]: staff who may only view keys are not offered the action.
     @admin.action(

@@ -656,7 +656,9 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     return credential
 
 
-_SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}")
+# A key, or a Fernet token copied from the database: what the audit trail refuses to hold
+# (teams.services), so a reason carrying one is refused here with a message, not a 500.
+_SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
 REVERIFY_TASK = "credentials.tasks.reverify_credential"
 
 
@@ -722,10 +724,11 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
     except KeyRefused as refusal:
         refused_code = refusal.code
     except StripeUnavailable:
-        # Not the key's fault: check again in an hour rather than a day.
-        Credential.objects.filter(pk=credential_id).update(
-            next_reverify_at=now + timedelta(hours=1)
-        )
+        # Not the key's fault: check again in an hour rather than a day. Only if it is still
+        # active and verified: a key revoked or replaced meanwhile is never checked again.
+        Credential.objects.active().filter(
+            pk=credential_id, verification_state=VerificationState.VERIFIED
+        ).update(next_reverify_at=now + timedelta(hours=1))
         return "unavailable"
     del secret
     with transaction.atomic():
@@ -813,6 +816,11 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
     return "rejected"
 
 
+# What a reveal's reason must not hold, as the audit trail refuses it (teams.services): a
+# key, or a Fernet token copied from the database.
+_KEY_OR_TOKEN_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
+
+
 @sensitive_variables("secret")
 def credential_reveal(*, credential: Credential, actor, reason: str, request=None) -> str:
     """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
@@ -830,13 +838,14 @@ def credential_reveal(*, credential: Credential, actor, reason: str, request=Non
             actor=actor,
             merchant_id=credential.merchant_id,
             target=_key_target(credential),
-            details={"reason": reason},
+            # A key pasted as the reason is withheld: the refusal is still audited.
+            details={"reason": _KEY_OR_TOKEN_IN_TEXT.sub("[key withheld]", reason)},
             request=request,
         )
         raise PermissionDenied("Only helpdesk leads may reveal a secret.")
     if len(reason) < 10:
         raise ValidationError("Say why you need the secret (at least 10 characters).")
-    if _SECRET_IN_TEXT.search(reason):
+    if _KEY_OR_TOKEN_IN_TEXT.search(reason):
         raise ValidationError("Describe why without pasting a key.")
     secret = (
         Credential.objects.active()

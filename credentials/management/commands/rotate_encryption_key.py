@@ -51,10 +51,12 @@ class Command(BaseCommand):
         counts = {"rotated": 0, "current": 0, "undecryptable": 0, "gone": 0}
         undecryptable: list[str] = []
         total = len(rows)
+        stopped = False
         for done, (model, field_name, pk) in enumerate(rows, start=1):
             if limit is not None and counts["rotated"] >= limit:
                 self._progress(done - 1, total, final=True)
                 self.stdout.write(f"Stopped after {limit} row(s), as asked; run again to go on.")
+                stopped = True
                 break
             outcome = self._rotate_row(model, field_name, pk, primary, crypter)
             counts[outcome] += 1
@@ -78,7 +80,8 @@ class Command(BaseCommand):
                 + (" …" if len(undecryptable) > 10 else "")
                 + ". Add the key they were encrypted with to FIELD_ENCRYPTION_KEY and run again."
             )
-        if limit is None or counts["rotated"] < limit:
+        # A limit that happened to cover the last row finished the work too.
+        if not stopped:
             self.stdout.write(
                 self.style.SUCCESS(
                     "Every stored value now uses the first key: the other keys can be removed "
