@@ -2,15 +2,17 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
 from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from credentials.models import Credential, EncryptionCanary
-from credentials.services import credential_acknowledge
+from credentials.services import credential_acknowledge, credential_reveal, credential_revoke
 
 
 class AcknowledgementFilter(admin.SimpleListFilter):
@@ -131,12 +133,25 @@ class CredentialAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Lifecycle", {"fields": ("lifecycle_state", "lifecycle_changed_at", "fingerprint")}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "lifecycle_state",
+                    "lifecycle_changed_at",
+                    "replaced_by",
+                    "revoked_by",
+                    "revoked_reason",
+                    "next_reverify_at",
+                    "fingerprint",
+                )
+            },
+        ),
         (
             "Helpdesk",
             {
                 "fields": (
-                    "helpdesk_flags",
+                    "flags",
                     "helpdesk_notified_at",
                     "acknowledged_at",
                     "acknowledged_by",
@@ -159,6 +174,11 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description="Flagged", boolean=True)
     def flagged(self, obj):
         return bool(obj.helpdesk_flags)
+
+    @admin.display(description="Please check")
+    def flags(self, obj):
+        # The sentences, not the stored codes: the agent reads what to look at.
+        return "; ".join(obj.helpdesk_flag_labels) or "-"
 
     # permissions=["change"]: staff who may only view keys are not offered the action.
     @admin.action(
@@ -188,14 +208,97 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         acknowledge = self.admin_site.admin_view(require_POST(self.acknowledge_view))
+        revoke = self.admin_site.admin_view(self.revoke_view)
+        reveal = self.admin_site.admin_view(never_cache(self.reveal_view))
         return [
             path(
                 "<path:object_id>/acknowledge/",
                 acknowledge,
                 name="credentials_credential_acknowledge",
             ),
+            path("<path:object_id>/revoke/", revoke, name="credentials_credential_revoke"),
+            path("<path:object_id>/reveal/", reveal, name="credentials_credential_reveal"),
             *super().get_urls(),
         ]
+
+    def revoke_view(self, request, object_id):
+        """Report a key compromised from the helpdesk: a confirmation page, then a POST."""
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404("No such submission.")
+        if not self.has_change_permission(request, credential):
+            raise PermissionDenied
+        error = None
+        if request.method == "POST":
+            try:
+                credential_revoke(
+                    credential=credential,
+                    actor=request.user,
+                    reason=request.POST.get("reason", ""),
+                    request=request,
+                )
+            except ValidationError as refusal:
+                error = refusal.messages[0]
+            else:
+                self.message_user(
+                    request,
+                    f"{credential.secret_hint} revoked and erased; the merchant was told to roll "
+                    "it at Stripe.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:credentials_credential_change", args=[credential.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/credentials/credential/revoke.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": credential,
+                "title": f"Report {credential.secret_hint} compromised",
+                "error": error,
+            },
+        )
+
+    def reveal_view(self, request, object_id):
+        """Show the secret once to a helpdesk lead, after a POST with a reason; never cached.
+
+        Everybody else, staff included, is refused, and the refusal is audited.
+        """
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404("No such submission.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": credential,
+            "title": f"Reveal {credential.secret_hint}",
+            "can_reveal": request.user.has_perm("credentials.reveal_secret"),
+        }
+        if request.method == "POST":
+            try:
+                secret = credential_reveal(
+                    credential=credential,
+                    actor=request.user,
+                    reason=request.POST.get("reason", ""),
+                    request=request,
+                )
+            except ValidationError as refusal:
+                context["error"] = refusal.messages[0]
+            else:
+                response = TemplateResponse(
+                    request,
+                    "admin/credentials/credential/revealed.html",
+                    {**context, "secret": secret},
+                )
+                # Not cached anywhere, not even in the browser's back/forward history.
+                response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
+                response["Pragma"] = "no-cache"
+                return response
+        elif not context["can_reveal"]:
+            raise PermissionDenied
+        return TemplateResponse(request, "admin/credentials/credential/reveal.html", context)
 
     def acknowledge_view(self, request, object_id):
         """The "Acknowledge" button on the change page: a POST, then back to the page."""

@@ -128,6 +128,25 @@ class Credential(models.Model):
         max_length=16, choices=LifecycleState, default=LifecycleState.ACTIVE
     )
     lifecycle_changed_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replaced",
+        help_text="The newer key that superseded this one.",
+    )
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="revoked_credentials",
+    )
+    revoked_reason = models.CharField(max_length=500, blank=True)
+    next_reverify_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the daily re-check is due."
+    )
 
     # The helpdesk's progress with this submission.
     helpdesk_notified_at = models.DateTimeField(null=True, blank=True)
@@ -198,6 +217,7 @@ class Credential(models.Model):
             ("view_key_status", "View keys"),
             ("submit_keys", "Submit and roll keys"),
             ("revoke_keys", "Revoke keys"),
+            ("reveal_secret", "Reveal a stored secret (helpdesk lead)"),
         ]
 
     def __str__(self):

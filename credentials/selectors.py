@@ -4,10 +4,10 @@ Lists and pages never load the encrypted column: decrypting is for verification 
 page that decrypted every key would grow slower with each one stored.
 """
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404
 
-from credentials.models import Credential, LifecycleState, Mode
+from credentials.models import Credential, LifecycleState, Mode, VerificationState
 
 
 def _for_display(*, user, merchant) -> QuerySet[Credential]:
@@ -27,13 +27,25 @@ def credential_get_for_member(*, user, merchant, pk: int) -> Credential:
 
 
 def credentials_current_by_mode(*, user, merchant) -> dict[str, Credential | None]:
-    """Return the newest active credential of each mode (test, live), or None for a mode.
+    """Return the current credential of each mode (test, live), or None for a mode.
 
-    During a roll the newest one is the replacement still being verified, which is what the
-    merchant wants to follow. One query per mode, whatever the number of stored keys.
+    That is the newest active one, except that a key Stripe refused (or could not check)
+    does not hide an older one still in use: during a roll the newest is the replacement
+    being verified, which is what the merchant wants to follow, but once it is rejected the
+    old key is the one in use again. One query per mode, whatever the number of stored keys.
     """
-    active = _for_display(user=user, merchant=merchant).filter(
-        lifecycle_state=LifecycleState.ACTIVE
+    failed_last = Case(
+        When(
+            verification_state__in=[VerificationState.REJECTED, VerificationState.UNREACHABLE],
+            then=Value(1),
+        ),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    active = (
+        _for_display(user=user, merchant=merchant)
+        .filter(lifecycle_state=LifecycleState.ACTIVE)
+        .order_by(failed_last, "-submitted_at", "-pk")
     )
     return {mode: active.filter(mode=mode).first() for mode in Mode.values}
 
@@ -44,4 +56,24 @@ def credential_fingerprint_active(*, merchant, provider: str, mode: str, fingerp
         Credential.objects.active()
         .filter(merchant=merchant, provider=provider, mode=mode, fingerprint=fingerprint)
         .exists()
+    )
+
+
+def credentials_history(*, user, merchant) -> QuerySet[Credential]:
+    """Return every key of the merchant, newest first, with who submitted and who revoked."""
+    return (
+        _for_display(user=user, merchant=merchant)
+        .select_related("revoked_by", "replaced_by")
+        .order_by("-submitted_at", "-pk")
+    )
+
+
+def credential_last_retired(*, user, merchant, mode: str) -> Credential | None:
+    """Return the most recently revoked or superseded key of a mode, or None."""
+    return (
+        _for_display(user=user, merchant=merchant)
+        .filter(mode=mode)
+        .exclude(lifecycle_state=LifecycleState.ACTIVE)
+        .order_by("-lifecycle_changed_at", "-pk")
+        .first()
     )

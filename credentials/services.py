@@ -2,6 +2,7 @@
 
 import logging
 import random
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from config.celery_app import enqueue
+from config.celery_app import app, enqueue
 from credentials.fingerprints import secret_fingerprint
 from credentials.models import (
     Credential,
@@ -45,6 +46,8 @@ from teams.services import audit_record
 logger = logging.getLogger(__name__)
 
 VERIFY_TASK = "credentials.tasks.verify_credential"
+# Rows one sweep handles: bounded, the next sweep takes the rest.
+SWEEP_LIMIT = 500
 
 
 class SubmissionRefused(ValidationError):
@@ -159,6 +162,10 @@ REASONS = {
         "again from the Stripe dashboard, with Test mode set accordingly, and submit them."
     ),
     "retrying": "Stripe did not answer ({code}); trying again shortly.",
+    "no_longer_valid": (
+        "Stripe no longer accepts this key, which worked before: {reason} Until a new key is "
+        "submitted, the integrations that use it stop working."
+    ),
     "unreachable": (
         "Stripe could not be reached after {attempts} attempts ({code}). The helpdesk has "
         "been told and will verify the key; there is nothing you need to do."
@@ -277,6 +284,11 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
             )
             return VerifyResult(state=VerificationState.PENDING, retry_in=delay)
         _record_outcome(credential, facts=facts, code=code, transient=transient)
+        replaced = (
+            _supersede_older_keys(credential)
+            if credential.verification_state == VerificationState.VERIFIED
+            else []
+        )
         audit_record(
             action=AuditEvent.Action.KEY_VERIFICATION,
             merchant=credential.merchant,
@@ -288,7 +300,7 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
                 "attempts": credential.verification_attempts,
             },
         )
-        _notify_outcome(credential)
+        _notify_outcome(credential, replaced=replaced)
     return VerifyResult(state=credential.verification_state)
 
 
@@ -323,8 +335,12 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
     credential.helpdesk_flags = _helpdesk_flags(credential)
     if credential.acknowledged_at is None:
         credential.followup_due_at = decided_at + timedelta(seconds=settings.FOLLOWUP_AFTER)
+    credential.next_reverify_at = (
+        _next_reverification(decided_at) if state == VerificationState.VERIFIED else None
+    )
     credential.save(
         update_fields=[
+            "next_reverify_at",
             "account_id",
             "account_name",
             "account_country",
@@ -373,12 +389,19 @@ def _helpdesk_flags(credential: Credential) -> list[str]:
     return [str(flag) for flag in flags]
 
 
-def _notify_outcome(credential: Credential) -> None:
+def _notify_outcome(credential: Credential, *, replaced=()) -> None:
     """Queue the outcome mails (once each, whatever the number of deliveries of the task)."""
     merchant = credential.merchant
+    still_in_use = (
+        _active_verified_others(credential).first()
+        if credential.verification_state != VerificationState.VERIFIED
+        else None
+    )
     context = {
         "credential": credential,
         "merchant": merchant,
+        "replaced": list(replaced),
+        "still_in_use": still_in_use,
         "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
         "submit_url": settings.SITE_URL
         + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
@@ -474,3 +497,374 @@ def credential_acknowledge(*, credential: Credential, actor, request=None) -> bo
 def _key_target(credential: Credential) -> str:
     """Name a key in the audit trail by its hint: never by anything that holds the secret."""
     return f"{credential.get_mode_display().lower()} key {credential.secret_hint}"
+
+
+# Key lifecycle: roll, revoke, re-verify, reveal -----------------------------------------
+
+
+def _next_reverification(after) -> "timezone.datetime":
+    """Return when a key verified at `after` is checked again: REVERIFY_EVERY later, give or
+    take a tenth, so that keys verified together do not all come due together."""
+    period = settings.REVERIFY_EVERY
+    jitter = random.uniform(-period / 10, period / 10)  # noqa: S311  spreading, not secrecy
+    return after + timedelta(seconds=period + jitter)
+
+
+def _active_verified_others(credential: Credential):
+    return (
+        Credential.objects.active()
+        .filter(
+            merchant_id=credential.merchant_id,
+            provider=credential.provider,
+            mode=credential.mode,
+            verification_state=VerificationState.VERIFIED,
+        )
+        .exclude(pk=credential.pk)
+        .defer("secret")
+        .order_by("-submitted_at")
+    )
+
+
+def _supersede_older_keys(credential: Credential) -> list[Credential]:
+    """Retire the keys this verified one replaces (a roll): older active keys of the same
+    merchant, provider and mode become superseded and their secrets are erased. Hints,
+    fingerprints and history stay. Return them."""
+    older = list(
+        Credential.objects.select_for_update(of=("self",))
+        .active()
+        .filter(
+            merchant_id=credential.merchant_id,
+            provider=credential.provider,
+            mode=credential.mode,
+            submitted_at__lt=credential.submitted_at,
+        )
+        .exclude(pk=credential.pk)
+        .defer("secret")
+    )
+    now = timezone.now()
+    for old in older:
+        Credential.objects.filter(pk=old.pk).update(
+            lifecycle_state=LifecycleState.SUPERSEDED,
+            secret=None,
+            replaced_by=credential,
+            lifecycle_changed_at=now,
+            followup_due_at=None,
+            next_reverify_at=None,
+        )
+        audit_record(
+            action=AuditEvent.Action.KEY_SUPERSEDED,
+            merchant_id=credential.merchant_id,
+            target=_key_target(old),
+            details={"replaced_by": credential.secret_hint},
+        )
+    return older
+
+
+REVOKE_WHAT_TO_DO = (
+    "Roll the key in the Stripe dashboard (Developers → API keys → ⋯ → Roll key) so that the "
+    "compromised one stops working everywhere, then submit the new key in Keyhouse."
+)
+
+
+@transaction.atomic
+def credential_revoke(*, credential: Credential, actor, reason: str, request=None) -> Credential:
+    """Revoke a key reported compromised: at once, its secret erased, reminders stopped, the
+    helpdesk alerted (urgent mail) and the merchant told how to roll it and submit the new one.
+
+    Merchant members need "Revoke keys"; helpdesk staff need to change credentials in the
+    admin. Raise PermissionDenied otherwise, and ValidationError if it is not active.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from teams.permissions import REVOKE_KEYS
+
+    merchant = credential.merchant
+    by_helpdesk = actor.is_staff and actor.has_perm("credentials.change_credential")
+    if not (actor.has_perm(REVOKE_KEYS, merchant) or by_helpdesk):
+        raise PermissionDenied("Your role does not allow revoking keys.")
+    reason = " ".join(reason.split())[:500]
+    if _SECRET_IN_TEXT.search(reason):
+        raise ValidationError("Describe what happened without pasting the key itself.")
+    now = timezone.now()
+    revoked = (
+        Credential.objects.active()
+        .filter(pk=credential.pk)
+        .update(
+            lifecycle_state=LifecycleState.REVOKED,
+            secret=None,
+            revoked_by=actor,
+            revoked_reason=reason,
+            lifecycle_changed_at=now,
+            followup_due_at=None,
+            next_reverify_at=None,
+        )
+    )
+    if not revoked:
+        raise ValidationError("This key is no longer active: it was already replaced or revoked.")
+    OutgoingEmail.objects.filter(
+        credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
+    ).update(state=OutgoingEmail.State.CANCELLED)
+    credential = (
+        Credential.objects.select_related("merchant", "submitted_by", "revoked_by")
+        .defer("secret")
+        .get(pk=credential.pk)
+    )
+    audit_record(
+        action=AuditEvent.Action.KEY_REVOKED,
+        actor=actor,
+        merchant=merchant,
+        target=_key_target(credential),
+        details={"reason": reason, "by": "helpdesk" if by_helpdesk else "merchant"},
+        request=request,
+    )
+    context = {
+        "credential": credential,
+        "merchant": merchant,
+        "what_to_do": REVOKE_WHAT_TO_DO,
+        "submit_url": settings.SITE_URL
+        + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
+        "merchant_url": settings.SITE_URL + merchant.get_absolute_url(),
+        "admin_url": credential_admin_url(credential),
+    }
+    email_enqueue(
+        dedupe_key=f"revoked:{credential.pk}:helpdesk",
+        kind="helpdesk_key_revoked",
+        to=[settings.HELPDESK_EMAIL],
+        template="helpdesk_key_revoked",
+        context=context,
+        merchant=merchant,
+        credential=credential,
+        urgent=True,
+    )
+    recipients = {
+        address
+        for address in (
+            credential.submitted_by.email if credential.submitted_by else "",
+            actor.email if not by_helpdesk else "",
+            merchant.contact_email,
+        )
+        if address
+    }
+    if recipients:
+        email_enqueue(
+            dedupe_key=f"revoked:{credential.pk}:merchant",
+            kind="merchant_key_revoked",
+            to=sorted(recipients),
+            template="merchant_key_revoked",
+            context=context,
+            merchant=merchant,
+            credential=credential,
+        )
+    return credential
+
+
+# A key, or a Fernet token copied from the database: what the audit trail refuses to hold
+# (teams.services), so a reason carrying one is refused here with a message, not a 500.
+_SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
+REVERIFY_TASK = "credentials.tasks.reverify_credential"
+
+
+def reverifications_queue_due(*, now=None) -> int:
+    """Queue the re-check of every verified active key that is due, spread over the sweep
+    interval so Stripe is not asked about all of them at once. Return how many."""
+    now = now or timezone.now()
+    due = list(
+        Credential.objects.active()
+        .filter(verification_state=VerificationState.VERIFIED, next_reverify_at__lte=now)
+        .order_by("next_reverify_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+    )
+    if not due:
+        return 0
+    spacing = settings.REVERIFY_SWEEP_EVERY / len(due)
+    queued = 0
+    for index, pk in enumerate(due):
+        try:
+            app.send_task(REVERIFY_TASK, args=(pk,), countdown=index * spacing)
+        except Exception as error:  # noqa: BLE001  the next sweep queues it again
+            logger.warning("Could not queue re-check of %s (%s).", pk, type(error).__name__)
+            break
+        queued += 1
+    return queued
+
+
+@sensitive_variables("secret")
+def credential_reverify(*, credential_id: int, now=None) -> str:
+    """Check again with Stripe a key that was verified; return what happened.
+
+    The key is claimed by moving its next check forward (a conditional update), so two
+    sweeps or a redelivered task check it once. A key Stripe now refuses (rolled or deleted
+    on Stripe's side, expired) is marked rejected and both sides are told, once: rejected
+    keys are not re-checked. A transient failure changes nothing but the next check's time.
+    """
+    now = now or timezone.now()
+    due = (
+        Credential.objects.active()
+        .filter(
+            pk=credential_id,
+            verification_state=VerificationState.VERIFIED,
+            next_reverify_at__lte=now,
+        )
+        .values_list("next_reverify_at", flat=True)
+        .first()
+    )
+    if due is None:
+        return "not_due"
+    claimed = Credential.objects.filter(pk=credential_id, next_reverify_at=due).update(
+        next_reverify_at=_next_reverification(now)
+    )
+    if not claimed:
+        return "not_due"
+    # values_list() decrypts through the field, as a model instance would.
+    secret = Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
+    if not secret:
+        return "not_due"
+    facts = None
+    refused_code = ""
+    try:
+        facts = stripe_account_facts(secret)
+    except KeyRefused as refusal:
+        refused_code = refusal.code
+    except StripeUnavailable:
+        # Not the key's fault: check again in an hour rather than a day. Only if it is still
+        # active and verified: a key revoked or replaced meanwhile is never checked again.
+        Credential.objects.active().filter(
+            pk=credential_id, verification_state=VerificationState.VERIFIED
+        ).update(next_reverify_at=now + timedelta(hours=1))
+        return "unavailable"
+    del secret
+    with transaction.atomic():
+        credential = (
+            Credential.objects.select_for_update(of=("self",))
+            .select_related("merchant", "submitted_by")
+            .defer("secret")
+            .get(pk=credential_id)
+        )
+        if not credential.is_active or credential.verification_state != VerificationState.VERIFIED:
+            return "not_due"
+        credential.checked_at = timezone.now()
+        if facts is not None:
+            credential.charges_enabled = facts.charges_enabled
+            credential.payouts_enabled = facts.payouts_enabled
+            credential.details_submitted = facts.details_submitted
+            credential.save(
+                update_fields=[
+                    "checked_at",
+                    "charges_enabled",
+                    "payouts_enabled",
+                    "details_submitted",
+                ]
+            )
+            return "still_valid"
+        credential.verification_state = VerificationState.REJECTED
+        credential.verification_code = refused_code
+        credential.verification_reason = REASONS["no_longer_valid"].format(
+            reason=REASONS[refused_code]
+        )
+        credential.next_reverify_at = None
+        credential.save(
+            update_fields=[
+                "checked_at",
+                "verification_state",
+                "verification_code",
+                "verification_reason",
+                "next_reverify_at",
+            ]
+        )
+        audit_record(
+            action=AuditEvent.Action.KEY_REVERIFICATION,
+            merchant=credential.merchant,
+            target=_key_target(credential),
+            details={"outcome": "rejected", "code": refused_code},
+        )
+        merchant = credential.merchant
+        context = {
+            "credential": credential,
+            "merchant": merchant,
+            "submit_url": settings.SITE_URL
+            + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
+            "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
+            "admin_url": credential_admin_url(credential),
+        }
+        recipients = sorted(
+            {
+                address
+                for address in (
+                    credential.submitted_by.email if credential.submitted_by else "",
+                    merchant.contact_email,
+                )
+                if address
+            }
+        )
+        if recipients:
+            email_enqueue(
+                dedupe_key=f"no-longer-valid:{credential.pk}:{credential.verification_attempts}:merchant",
+                kind="merchant_key_no_longer_valid",
+                to=recipients,
+                template="merchant_key_no_longer_valid",
+                context=context,
+                merchant=merchant,
+                credential=credential,
+                send_in_process=True,
+            )
+        email_enqueue(
+            dedupe_key=f"no-longer-valid:{credential.pk}:{credential.verification_attempts}:helpdesk",
+            kind="helpdesk_key_no_longer_valid",
+            to=[settings.HELPDESK_EMAIL],
+            template="helpdesk_key_no_longer_valid",
+            context=context,
+            merchant=merchant,
+            credential=credential,
+            send_in_process=True,
+        )
+    return "rejected"
+
+
+# What a reveal's reason must not hold, as the audit trail refuses it (teams.services): a
+# key, or a Fernet token copied from the database.
+_KEY_OR_TOKEN_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
+
+
+@sensitive_variables("secret")
+def credential_reveal(*, credential: Credential, actor, reason: str, request=None) -> str:
+    """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
+
+    Only active staff holding "credentials.reveal_secret" may; anyone else gets
+    PermissionDenied, and the refusal is audited too. The reason is required.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    reason = " ".join(reason.split())[:500]
+    allowed = actor.is_active and actor.is_staff and actor.has_perm("credentials.reveal_secret")
+    if not allowed:
+        audit_record(
+            action=AuditEvent.Action.KEY_REVEAL_REFUSED,
+            actor=actor,
+            merchant_id=credential.merchant_id,
+            target=_key_target(credential),
+            # A key pasted as the reason is withheld: the refusal is still audited.
+            details={"reason": _KEY_OR_TOKEN_IN_TEXT.sub("[key withheld]", reason)},
+            request=request,
+        )
+        raise PermissionDenied("Only helpdesk leads may reveal a secret.")
+    if len(reason) < 10:
+        raise ValidationError("Say why you need the secret (at least 10 characters).")
+    if _KEY_OR_TOKEN_IN_TEXT.search(reason):
+        raise ValidationError("Describe why without pasting a key.")
+    secret = (
+        Credential.objects.active()
+        .filter(pk=credential.pk)
+        .values_list("secret", flat=True)
+        .first()
+    )
+    if not secret:
+        raise ValidationError("This key is no longer active: its secret was erased.")
+    audit_record(
+        action=AuditEvent.Action.KEY_REVEALED,
+        actor=actor,
+        merchant_id=credential.merchant_id,
+        target=_key_target(credential),
+        details={"reason": reason},
+        request=request,
+    )
+    return secret

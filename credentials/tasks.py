@@ -20,3 +20,13 @@ def verify_credential(self, credential_id: int) -> None:
 @app.task(ignore_result=True)
 def verifications_requeue_stale() -> None:
     services.verifications_requeue_stale()
+
+
+@app.task(ignore_result=True)
+def reverifications_queue_due() -> None:
+    services.reverifications_queue_due()
+
+
+@app.task(ignore_result=True, acks_late=True)
+def reverify_credential(credential_id: int) -> None:
+    services.credential_reverify(credential_id=credential_id)

@@ -1,5 +1,7 @@
 """Merchant pages for submitting keys and following their verification."""
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -8,9 +10,9 @@ from django.views.generic import FormView, TemplateView
 
 from credentials.forms import CredentialSubmitForm
 from credentials.selectors import credential_get_for_member
-from credentials.services import SubmissionRefused, credential_submit
+from credentials.services import SubmissionRefused, credential_revoke, credential_submit
 from teams.mixins import MerchantPermissionRequiredMixin
-from teams.permissions import SUBMIT_KEYS, VIEW_KEYS
+from teams.permissions import REVOKE_KEYS, SUBMIT_KEYS, VIEW_KEYS
 
 # Error reports (emails to ADMINS, Sentry-like handlers) replace these POST values with stars.
 _SENSITIVE_FIELDS = ("secret_key", "publishable_key", "note")
@@ -55,3 +57,39 @@ class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
         return super().get_context_data(
             credential=credential, just_submitted="submitted" in self.request.GET, **kwargs
         )
+
+
+@method_decorator(sensitive_post_parameters("reason"), name="dispatch")
+class CredentialRevokeView(MerchantPermissionRequiredMixin, TemplateView):
+    """Report a key compromised: a confirmation page, then one POST revokes it at once."""
+
+    permission_required = REVOKE_KEYS
+    template_name = "credentials/revoke.html"
+
+    def get_credential(self):
+        return credential_get_for_member(
+            user=self.request.user, merchant=self.merchant, pk=self.kwargs["pk"]
+        )
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(credential=self.get_credential(), **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        credential = self.get_credential()
+        try:
+            credential_revoke(
+                credential=credential,
+                actor=request.user,
+                reason=request.POST.get("reason", ""),
+                request=request,
+            )
+        except ValidationError as refusal:
+            return self.render_to_response(
+                self.get_context_data(error=refusal.messages[0], **kwargs)
+            )
+        messages.warning(
+            request,
+            f"The key {credential.secret_hint} is revoked and erased. Now roll it in the Stripe "
+            "dashboard and submit the new key.",
+        )
+        return redirect(self.merchant.get_absolute_url())

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import Q
 
 HELPDESK_GROUP = "Helpdesk"
+HELPDESK_LEAD_GROUP = "Helpdesk lead"
 
 # Global (admin) permissions. Merchant portal permissions come from memberships, not groups.
 HELPDESK_PERMISSIONS = (
@@ -18,6 +19,10 @@ HELPDESK_PERMISSIONS = (
     "teams.view_invitation",
     "teams.view_auditevent",
 )
+
+
+# A lead may also reveal a stored secret (each reveal is audited).
+HELPDESK_LEAD_PERMISSIONS = ("credentials.reveal_secret",)
 
 
 def _permissions(perms):
@@ -37,4 +42,6 @@ def helpdesk_groups_ensure() -> dict[str, Group]:
     """
     group, _ = Group.objects.get_or_create(name=HELPDESK_GROUP)
     group.permissions.set(_permissions(HELPDESK_PERMISSIONS))
-    return {HELPDESK_GROUP: group}
+    lead, _ = Group.objects.get_or_create(name=HELPDESK_LEAD_GROUP)
+    lead.permissions.set(_permissions((*HELPDESK_PERMISSIONS, *HELPDESK_LEAD_PERMISSIONS)))
+    return {HELPDESK_GROUP: group, HELPDESK_LEAD_GROUP: lead}

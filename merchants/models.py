@@ -92,6 +92,9 @@ class OutgoingEmail(models.Model):
     subject = models.CharField(max_length=255)
     body_text = models.TextField()
     body_html = models.TextField(blank=True)
+    urgent = models.BooleanField(
+        default=False, help_text="Sent with high-priority headers (a compromised key)."
+    )
     state = models.CharField(max_length=16, choices=State, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)

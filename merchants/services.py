@@ -100,6 +100,7 @@ def email_enqueue(
     context: dict,
     merchant: Merchant | None = None,
     credential: Credential | None = None,
+    urgent: bool = False,
     send_in_process: bool = False,
 ) -> OutgoingEmail | None:
     """Store a mail rendered from `emails/<template>` and send it once the transaction commits.
@@ -127,6 +128,7 @@ def email_enqueue(
                 "body_html": body_html,
                 "merchant": merchant,
                 "credential": credential,
+                "urgent": urgent,
             },
         )
     if not created:
@@ -161,6 +163,8 @@ def email_send(*, email_id: int) -> bool:
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
+    if email.urgent:
+        message.extra_headers.update({"X-Priority": "1", "Importance": "high"})
     try:
         message.send()
     except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent

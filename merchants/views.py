@@ -2,16 +2,23 @@
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.views.generic import FormView, TemplateView
 
 from credentials.models import Mode
-from credentials.selectors import credentials_current_by_mode
+from credentials.selectors import (
+    credential_last_retired,
+    credentials_current_by_mode,
+    credentials_history,
+)
 from merchants.forms import MerchantProfileForm
 from merchants.selectors import memberships_for_user, merchant_onboarding_status
 from merchants.services import merchant_update_profile
 from teams.mixins import MerchantPermissionRequiredMixin
 from teams.permissions import EDIT_MERCHANT_PROFILE, VIEW_KEYS, VIEW_MERCHANT
+
+HISTORY_PAGE_SIZE = 20
 
 
 class DashboardView(LoginRequiredMixin, TemplateView):
@@ -38,10 +45,34 @@ class MerchantDetailView(MerchantPermissionRequiredMixin, TemplateView):
             if can_view_keys
             else {}
         )
-        modes = [(mode, label, current.get(mode)) for mode, label in Mode.choices]
+        user, merchant = self.request.user, self.merchant
+        modes = [
+            (
+                mode,
+                label,
+                current.get(mode),
+                # Why a mode has no key: its last key was revoked or replaced. Asked for every
+                # mode, so the page costs the same queries whatever the keys' states.
+                credential_last_retired(user=user, merchant=merchant, mode=mode)
+                if can_view_keys
+                else None,
+            )
+            for mode, label in Mode.choices
+        ]
         status = merchant_onboarding_status(current_credentials=current.values())
+        history = (
+            Paginator(
+                credentials_history(user=user, merchant=merchant), HISTORY_PAGE_SIZE
+            ).get_page(self.request.GET.get("page"))
+            if can_view_keys
+            else None
+        )
         return super().get_context_data(
-            can_view_keys=can_view_keys, modes=modes, onboarding_status=status, **kwargs
+            can_view_keys=can_view_keys,
+            modes=modes,
+            onboarding_status=status,
+            history=history,
+            **kwargs,
         )
 
 

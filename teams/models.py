@@ -317,6 +317,12 @@ class AuditEvent(models.Model):
         KEY_SUBMITTED = "key_submitted", "Key submitted"
         KEY_VERIFICATION = "key_verification", "Key verification outcome"
         SUBMISSION_ACKNOWLEDGED = "submission_acknowledged", "Submission acknowledged"
+        KEY_SUPERSEDED = "key_superseded", "Key replaced by a newer one"
+        KEY_REVOKED = "key_revoked", "Key reported compromised and revoked"
+        KEY_REVERIFICATION = "key_reverification", "Key re-checked"
+        KEY_REVEALED = "key_revealed", "Secret revealed to the helpdesk"
+        KEY_REVEAL_REFUSED = "key_reveal_refused", "Secret reveal refused"
+        ENCRYPTION_KEY_ROTATED = "encryption_key_rotated", "Encryption key rotated"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

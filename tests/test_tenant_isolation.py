@@ -104,6 +104,7 @@ def tenants(merchant, other_merchant, owner, other_owner):
 # filling its pk with a made-up value would make a 404 prove nothing.
 PK_KINDS = {
     "credentials:detail": "credential",
+    "credentials:revoke": "credential",
     "teams:member": "membership",
     "teams:member_remove": "membership",
     "teams:role_edit": "role",

@@ -212,6 +212,11 @@ VERIFY_RETRY_BASE_SECONDS = env.float("VERIFY_RETRY_BASE_SECONDS", default=15.0)
 # A key left pending or verifying this long (a lost task, a broker that was down) is queued
 # again by the sweep; longer than a verification can take (the task time limit).
 VERIFY_STALE_AFTER = env_duration_seconds("VERIFY_STALE_AFTER", default="150s")
+# Re-verification of active keys: each verified key is checked again about every
+# REVERIFY_EVERY (with jitter, so keys verified together drift apart); the sweep that queues
+# due checks runs every REVERIFY_SWEEP_EVERY and spreads them over that interval.
+REVERIFY_EVERY = env_duration_seconds("REVERIFY_EVERY", default="1d")
+REVERIFY_SWEEP_EVERY = env_duration_seconds("REVERIFY_SWEEP_EVERY", default="10m")
 # Mail that failed to send is tried again after this back-off, doubling up to an hour.
 EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=30.0)
 
@@ -225,6 +230,10 @@ CELERY_BEAT_SCHEDULE = {
     "verifications-requeue-stale": {
         "task": "credentials.tasks.verifications_requeue_stale",
         "schedule": 60.0,
+    },
+    "reverifications-queue-due": {
+        "task": "credentials.tasks.reverifications_queue_due",
+        "schedule": REVERIFY_SWEEP_EVERY,
     },
 }
 

@@ -15,7 +15,12 @@ from merchants.models import Merchant
 from teams.models import Membership
 
 DEMO_PASSWORD = "demo-password-for-tests"
-DEMO_EMAILS = ("helpdesk@demo.test", "owner@demo.test", "other-owner@demo.test")
+DEMO_EMAILS = (
+    "helpdesk@demo.test",
+    "lead@demo.test",
+    "owner@demo.test",
+    "other-owner@demo.test",
+)
 
 
 def seed_demo():
@@ -114,7 +119,7 @@ def test_running_twice_creates_nothing_twice(db, demo_password):
         Group.objects.count(),
         get_user_model().groups.through.objects.count(),
     ) == counts
-    assert counts[:3] == (3, 2, 2)
+    assert counts[:3] == (4, 2, 2)
 
 
 # Signing in.
@@ -230,3 +235,16 @@ def test_prints_where_to_sign_in(db, demo_password, settings):
 
     assert f"{settings.SITE_URL}/accounts/login/" in output
     assert f"{settings.SITE_URL}/admin/" in output
+
+
+def test_seed_creates_a_helpdesk_lead_who_may_reveal_and_a_plain_agent_who_may_not(db):
+    seed_demo()
+    User = get_user_model()
+
+    lead = User.objects.get(email="lead@demo.test")
+    agent = User.objects.get(email="helpdesk@demo.test")
+
+    assert lead.is_staff
+    assert lead.has_perm("credentials.reveal_secret")
+    assert lead.groups.filter(name="Helpdesk lead").exists()
+    assert not agent.has_perm("credentials.reveal_secret")

@@ -22,6 +22,7 @@ from teams.permissions import (
     INVITE_MEMBERS,
     MANAGE_CUSTOM_ROLES,
     MANAGE_MEMBER_ROLES,
+    REVOKE_KEYS,
     SUBMIT_KEYS,
     VIEW_KEYS,
     VIEW_MERCHANT,
@@ -72,6 +73,7 @@ PORTAL_ROUTES = portal_routes()
 # made-up pk would turn every answer into a 404 that proves nothing.
 PK_KINDS = {
     "credentials:detail": "credential",
+    "credentials:revoke": "credential",
     "teams:member": "membership",
     "teams:member_remove": "membership",
     "teams:role_edit": "role",
@@ -87,6 +89,7 @@ PAGE_NEEDS = {
     "merchants:profile": EDIT_MERCHANT_PROFILE,
     "credentials:submit": SUBMIT_KEYS,
     "credentials:detail": VIEW_KEYS,
+    "credentials:revoke": REVOKE_KEYS,
     "teams:team": VIEW_TEAM,
     "teams:invite": INVITE_MEMBERS,
     "teams:invitation_resend": INVITE_MEMBERS,

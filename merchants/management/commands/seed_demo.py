@@ -7,11 +7,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from merchants.helpdesk import HELPDESK_GROUP, helpdesk_groups_ensure
+from merchants.helpdesk import HELPDESK_GROUP, HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
 from merchants.models import Integration, Merchant
 from merchants.services import merchant_create
 
 HELPDESK_EMAIL = "helpdesk@demo.test"
+HELPDESK_LEAD_EMAIL = "lead@demo.test"
 DEMO_MERCHANTS = (
     {
         "name": "Demo Coffee Co",
@@ -38,7 +39,8 @@ DEMO_MERCHANTS = (
 
 class Command(BaseCommand):
     help = (
-        "Create the demo users (helpdesk@demo.test, owner@demo.test, other-owner@demo.test) "
+        "Create the demo users (helpdesk@demo.test, lead@demo.test, owner@demo.test, "
+        "other-owner@demo.test) "
         "and merchants. Safe to run again. Passwords come from DEMO_PASSWORD when set."
     )
 
@@ -50,6 +52,8 @@ class Command(BaseCommand):
             groups = helpdesk_groups_ensure()
             helpdesk = self._user(HELPDESK_EMAIL, full_name="Hana Helpdesk", is_staff=True)
             helpdesk.groups.add(groups[HELPDESK_GROUP])
+            lead = self._user(HELPDESK_LEAD_EMAIL, full_name="Lee Lead", is_staff=True)
+            lead.groups.add(groups[HELPDESK_LEAD_GROUP])
             for spec in DEMO_MERCHANTS:
                 spec = dict(spec)
                 owner = self._user(spec.pop("owner"), full_name=f"Owner of {spec['name']}")
