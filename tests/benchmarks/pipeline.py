@@ -650,8 +650,8 @@ def _interpretation(runs: list[Run], baselines: dict[float, Run], load: tuple[fl
             f"In a burst, submit → helpdesk mail is mostly queueing: the 95th percentile "
             f"submission waits for about {int(0.95 * SUBMISSIONS)} verifications ahead of it "
             f"(≈ {0.95 * SUBMISSIONS / slowest.verified_per_second:.0f} s at L = "
-            f"{_ms(slowest.latency)} ms), then its mail task queues behind the verifications "
-            "still waiting (compare submit → decided), so L + 0.5 s can only hold for paced "
+            f"{_ms(slowest.latency)} ms); its mails go out right after its outcome is "
+            "committed (compare submit → decided), so L + 0.5 s can only hold for paced "
             "arrivals."
         )
     for run in runs:
