@@ -2,7 +2,6 @@
 
 import logging
 import random
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,7 +31,7 @@ from credentials.stripe_client import (
     StripeUnavailable,
     stripe_account_facts,
 )
-from credentials.stripe_keys import RESTRICTED, StripeKey, check_same_mode
+from credentials.stripe_keys import RESTRICTED, SECRET_IN_TEXT, StripeKey, check_same_mode
 from merchants.models import Merchant, OutgoingEmail
 from merchants.services import (
     HELPDESK_REMINDER,
@@ -583,7 +582,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     if not (actor.has_perm(REVOKE_KEYS, merchant) or by_helpdesk):
         raise PermissionDenied("Your role does not allow revoking keys.")
     reason = " ".join(reason.split())[:500]
-    if _SECRET_IN_TEXT.search(reason):
+    if SECRET_IN_TEXT.search(reason):
         raise ValidationError("Describe what happened without pasting the key itself.")
     now = timezone.now()
     revoked = (
@@ -658,9 +657,6 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     return credential
 
 
-# A key, or a Fernet token copied from the database: what the audit trail refuses to hold
-# (teams.services), so a reason carrying one is refused here with a message, not a 500.
-_SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
 REVERIFY_TASK = "credentials.tasks.reverify_credential"
 
 
@@ -820,11 +816,6 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
     return "rejected"
 
 
-# What a reveal's reason must not hold, as the audit trail refuses it (teams.services): a
-# key, or a Fernet token copied from the database.
-_KEY_OR_TOKEN_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
-
-
 @sensitive_variables("secret")
 def credential_reveal(*, credential: Credential, actor, reason: str, request=None) -> str:
     """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
@@ -843,13 +834,13 @@ def credential_reveal(*, credential: Credential, actor, reason: str, request=Non
             merchant_id=credential.merchant_id,
             target=_key_target(credential),
             # A key pasted as the reason is withheld: the refusal is still audited.
-            details={"reason": _KEY_OR_TOKEN_IN_TEXT.sub("[key withheld]", reason)},
+            details={"reason": SECRET_IN_TEXT.sub("[key withheld]", reason)},
             request=request,
         )
         raise PermissionDenied("Only helpdesk leads may reveal a secret.")
     if len(reason) < 10:
         raise ValidationError("Say why you need the secret (at least 10 characters).")
-    if _KEY_OR_TOKEN_IN_TEXT.search(reason):
+    if SECRET_IN_TEXT.search(reason):
         raise ValidationError("Describe why without pasting a key.")
     secret = (
         Credential.objects.active()

@@ -19,6 +19,10 @@ _QUOTES = frozenset("\"'`")
 # Fernet tokens start with version byte 0x80, which base64 writes as "gAAAAA".
 _FERNET_TOKEN = re.compile(r"^gAAAAA[A-Za-z0-9_\-]+=*$")
 
+# A secret or restricted key, or a Fernet token copied from the database, anywhere in free
+# text. Notes, reasons and audit events are checked against it: none of them may hold one.
+SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
+
 PUBLISHABLE = "publishable"
 SECRET = "secret"  # noqa: S105  (a key type, not a password)
 RESTRICTED = "restricted"

@@ -1,8 +1,9 @@
 """The helpdesk's Django groups and the admin permissions each one needs."""
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Q
+
+from teams.permissions import permission_objects
 
 HELPDESK_GROUP = "Helpdesk"
 HELPDESK_LEAD_GROUP = "Helpdesk lead"
@@ -25,14 +26,6 @@ HELPDESK_PERMISSIONS = (
 HELPDESK_LEAD_PERMISSIONS = ("credentials.reveal_secret",)
 
 
-def _permissions(perms):
-    query = Q()
-    for perm in perms:
-        app_label, codename = perm.split(".", 1)
-        query |= Q(content_type__app_label=app_label, codename=codename)
-    return list(Permission.objects.filter(query))
-
-
 @transaction.atomic
 def helpdesk_groups_ensure() -> dict[str, Group]:
     """Create or update the helpdesk groups so they hold exactly their permissions.
@@ -41,7 +34,7 @@ def helpdesk_groups_ensure() -> dict[str, Group]:
     app's migration gives the groups everything.
     """
     group, _ = Group.objects.get_or_create(name=HELPDESK_GROUP)
-    group.permissions.set(_permissions(HELPDESK_PERMISSIONS))
+    group.permissions.set(permission_objects(HELPDESK_PERMISSIONS))
     lead, _ = Group.objects.get_or_create(name=HELPDESK_LEAD_GROUP)
-    lead.permissions.set(_permissions((*HELPDESK_PERMISSIONS, *HELPDESK_LEAD_PERMISSIONS)))
+    lead.permissions.set(permission_objects((*HELPDESK_PERMISSIONS, *HELPDESK_LEAD_PERMISSIONS)))
     return {HELPDESK_GROUP: group, HELPDESK_LEAD_GROUP: lead}

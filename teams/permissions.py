@@ -107,6 +107,21 @@ DEFAULT_ROLES: tuple[DefaultRole, ...] = (
 # enforce them; views and templates ask them to hide what is not allowed.
 
 
+def permission_objects(perms) -> list:
+    """Return the auth Permission rows named by `app_label.codename` strings (missing ones are
+    left out)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    if not perms:
+        return []
+    query = Q()
+    for perm in perms:
+        app_label, codename = perm.split(".", 1)
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return list(Permission.objects.filter(query))
+
+
 def role_permission_names(role) -> frozenset[str]:
     """Return the role's permissions as `app_label.codename` strings."""
     return frozenset(

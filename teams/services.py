@@ -6,38 +6,35 @@ server decides, whatever the page showed), runs in a transaction and writes an a
 
 import hashlib
 import logging
-import re
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials.stripe_keys import SECRET_IN_TEXT
 from teams.models import AuditEvent, Invitation, Membership, Role
 from teams.permissions import (
     INVITE_MEMBERS,
     MANAGE_CUSTOM_ROLES,
     MANAGE_MEMBER_ROLES,
     OWNER,
+    permission_objects,
     refusal_to_define_role,
     refusal_to_grant,
     refusal_to_manage_member,
+    role_permission_names,
 )
 
 logger = logging.getLogger(__name__)
 
 INVITATION_VALID_FOR = timedelta(days=10)
-
-# A Stripe secret or restricted key, or anything shaped like a Fernet token: never audited.
-_SECRET_SHAPED = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
 
 
 class TeamRuleViolation(ValidationError):
@@ -75,7 +72,7 @@ def audit_record(
 ) -> AuditEvent:
     """Append an audit event. Refuse (ValueError) details or a target shaped like a secret."""
     details = details or {}
-    if _SECRET_SHAPED.search(f"{target} {details}"):
+    if SECRET_IN_TEXT.search(f"{target} {details}"):
         raise ValueError("An audit event must never contain a secret; pass its hint instead.")
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
     return AuditEvent.objects.create(
@@ -199,14 +196,6 @@ def membership_leave(*, membership: Membership, actor, request=None) -> None:
 # Custom roles --------------------------------------------------------------------------
 
 
-def _permission_objects(perms) -> list[Permission]:
-    query = Q()
-    for perm in perms:
-        app_label, codename = perm.split(".", 1)
-        query |= Q(content_type__app_label=app_label, codename=codename)
-    return list(Permission.objects.filter(query)) if perms else []
-
-
 def _clean_role_name(merchant, name: str, *, exclude_pk=None) -> str:
     name = " ".join(name.split())
     if not name:
@@ -238,7 +227,7 @@ def role_create(*, merchant, name: str, description: str, permissions, actor, re
         raise TeamRuleViolation(
             f"{merchant.name} already has a role called “{role.name}”."
         ) from None
-    role.permissions.set(_permission_objects(perms))
+    role.permissions.set(permission_objects(perms))
     audit_record(
         action=AuditEvent.Action.ROLE_CREATED,
         actor=actor,
@@ -260,12 +249,12 @@ def role_update(*, role: Role, name: str, description: str, permissions, actor, 
     _lock_team(merchant)
     perms = frozenset(permissions)
     _refuse(refusal_to_define_role(actor, merchant, perms, role=role))
-    before = {"name": role.name, "permissions": sorted(_names(role))}
+    before = {"name": role.name, "permissions": sorted(role_permission_names(role))}
     role.name = _clean_role_name(merchant, name, exclude_pk=role.pk)
     role.description = description
     role.full_clean()
     role.save(update_fields=["name", "description"])
-    role.permissions.set(_permission_objects(perms))
+    role.permissions.set(permission_objects(perms))
     audit_record(
         action=AuditEvent.Action.ROLE_CHANGED,
         actor=actor,
@@ -275,12 +264,6 @@ def role_update(*, role: Role, name: str, description: str, permissions, actor, 
         request=request,
     )
     return role
-
-
-def _names(role) -> frozenset[str]:
-    from teams.permissions import role_permission_names
-
-    return role_permission_names(role)
 
 
 @transaction.atomic
