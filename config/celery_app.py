@@ -15,7 +15,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def enqueue(task_name: str, *args) -> bool:
+def enqueue(task_name: str, *args, countdown: float | None = None) -> bool:
     """Queue `task_name` with `args` (ids only); return False instead of raising if the broker
     is unreachable.
 
@@ -25,7 +25,7 @@ def enqueue(task_name: str, *args) -> bool:
     import logging
 
     try:
-        app.send_task(task_name, args=args)
+        app.send_task(task_name, args=args, countdown=countdown)
     except Exception as error:  # noqa: BLE001  any broker failure; the sweep recovers
         logging.getLogger(__name__).warning(
             "Could not queue %s%s (%s); a periodic sweep will queue it again.",

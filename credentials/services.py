@@ -3,17 +3,17 @@
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from config.celery_app import app, enqueue
+from config.celery_app import enqueue
 from credentials.fingerprints import secret_fingerprint
 from credentials.models import (
     Credential,
@@ -32,14 +32,15 @@ from credentials.stripe_client import (
     stripe_account_facts,
 )
 from credentials.stripe_keys import RESTRICTED, SECRET_IN_TEXT, StripeKey, check_same_mode
-from merchants.models import Merchant, OutgoingEmail
+from merchants.models import Merchant
 from merchants.services import (
-    HELPDESK_REMINDER,
     HELPDESK_SUBMISSION,
     credential_admin_url,
     email_enqueue,
+    reminders_cancel,
 )
 from teams.models import AuditEvent
+from teams.permissions import REVOKE_KEYS
 from teams.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -396,16 +397,7 @@ def _notify_outcome(credential: Credential, *, replaced=()) -> None:
         if credential.verification_state != VerificationState.VERIFIED
         else None
     )
-    context = {
-        "credential": credential,
-        "merchant": merchant,
-        "replaced": list(replaced),
-        "still_in_use": still_in_use,
-        "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
-        "submit_url": settings.SITE_URL
-        + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
-        "admin_url": credential_admin_url(credential),
-    }
+    context = _mail_context(credential, replaced=list(replaced), still_in_use=still_in_use)
     if credential.submitted_by and credential.submitted_by.email:
         email_enqueue(
             dedupe_key=f"verification:{credential.pk}:merchant",
@@ -451,7 +443,7 @@ def verifications_requeue_stale(*, now=None) -> int:
                 verification_claimed_at__lte=stale_before,
             )
         )
-        .values_list("pk", flat=True)[:500]
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
     )
     queued = 0
     for pk in list(stale):
@@ -480,9 +472,7 @@ def credential_acknowledge(*, credential: Credential, actor, request=None) -> bo
         acknowledged_at=timezone.now(), acknowledged_by=actor, followup_due_at=None
     )
     if updated:
-        OutgoingEmail.objects.filter(
-            credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
-        ).update(state=OutgoingEmail.State.CANCELLED)
+        reminders_cancel(credential=credential)
         audit_record(
             action=AuditEvent.Action.SUBMISSION_ACKNOWLEDGED,
             actor=actor,
@@ -493,6 +483,28 @@ def credential_acknowledge(*, credential: Credential, actor, request=None) -> bo
     return bool(updated)
 
 
+def _mail_context(credential: Credential, **extra) -> dict:
+    """Return what every mail about a key needs: the key (hint only), its merchant and the
+    absolute links to its page, to the submit form and to the helpdesk admin."""
+    merchant = credential.merchant
+    return {
+        "credential": credential,
+        "merchant": merchant,
+        "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
+        "submit_url": settings.SITE_URL
+        + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
+        "admin_url": credential_admin_url(credential),
+        **extra,
+    }
+
+
+def _merchant_recipients(credential: Credential, *, also=()) -> list[str]:
+    """Return who at the merchant hears about a key: its submitter and the contact address."""
+    submitter = credential.submitted_by.email if credential.submitted_by else ""
+    addresses = (submitter, credential.merchant.contact_email, *also)
+    return sorted({address for address in addresses if address})
+
+
 def _key_target(credential: Credential) -> str:
     """Name a key in the audit trail by its hint: never by anything that holds the secret."""
     return f"{credential.get_mode_display().lower()} key {credential.secret_hint}"
@@ -501,7 +513,7 @@ def _key_target(credential: Credential) -> str:
 # Key lifecycle: roll, revoke, re-verify, reveal -----------------------------------------
 
 
-def _next_reverification(after) -> "timezone.datetime":
+def _next_reverification(after: datetime) -> datetime:
     """Return when a key verified at `after` is checked again: REVERIFY_EVERY later, give or
     take a tenth, so that keys verified together do not all come due together."""
     period = settings.REVERIFY_EVERY
@@ -540,16 +552,15 @@ def _supersede_older_keys(credential: Credential) -> list[Credential]:
         .exclude(pk=credential.pk)
         .defer("secret")
     )
-    now = timezone.now()
+    Credential.objects.filter(pk__in=[old.pk for old in older]).update(
+        lifecycle_state=LifecycleState.SUPERSEDED,
+        secret=None,
+        replaced_by=credential,
+        lifecycle_changed_at=timezone.now(),
+        followup_due_at=None,
+        next_reverify_at=None,
+    )
     for old in older:
-        Credential.objects.filter(pk=old.pk).update(
-            lifecycle_state=LifecycleState.SUPERSEDED,
-            secret=None,
-            replaced_by=credential,
-            lifecycle_changed_at=now,
-            followup_due_at=None,
-            next_reverify_at=None,
-        )
         audit_record(
             action=AuditEvent.Action.KEY_SUPERSEDED,
             merchant_id=credential.merchant_id,
@@ -573,10 +584,6 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     Merchant members need "Revoke keys"; helpdesk staff need to change credentials in the
     admin. Raise PermissionDenied otherwise, and ValidationError if it is not active.
     """
-    from django.core.exceptions import PermissionDenied
-
-    from teams.permissions import REVOKE_KEYS
-
     merchant = credential.merchant
     by_helpdesk = actor.is_staff and actor.has_perm("credentials.change_credential")
     if not (actor.has_perm(REVOKE_KEYS, merchant) or by_helpdesk):
@@ -600,9 +607,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     )
     if not revoked:
         raise ValidationError("This key is no longer active: it was already replaced or revoked.")
-    OutgoingEmail.objects.filter(
-        credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
-    ).update(state=OutgoingEmail.State.CANCELLED)
+    reminders_cancel(credential=credential)
     credential = (
         Credential.objects.select_related("merchant", "submitted_by", "revoked_by")
         .defer("secret")
@@ -616,15 +621,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         details={"reason": reason, "by": "helpdesk" if by_helpdesk else "merchant"},
         request=request,
     )
-    context = {
-        "credential": credential,
-        "merchant": merchant,
-        "what_to_do": REVOKE_WHAT_TO_DO,
-        "submit_url": settings.SITE_URL
-        + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
-        "merchant_url": settings.SITE_URL + merchant.get_absolute_url(),
-        "admin_url": credential_admin_url(credential),
-    }
+    context = _mail_context(credential, what_to_do=REVOKE_WHAT_TO_DO)
     email_enqueue(
         dedupe_key=f"revoked:{credential.pk}:helpdesk",
         kind="helpdesk_key_revoked",
@@ -635,20 +632,12 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         credential=credential,
         urgent=True,
     )
-    recipients = {
-        address
-        for address in (
-            credential.submitted_by.email if credential.submitted_by else "",
-            actor.email if not by_helpdesk else "",
-            merchant.contact_email,
-        )
-        if address
-    }
+    recipients = _merchant_recipients(credential, also=() if by_helpdesk else (actor.email,))
     if recipients:
         email_enqueue(
             dedupe_key=f"revoked:{credential.pk}:merchant",
             kind="merchant_key_revoked",
-            to=sorted(recipients),
+            to=recipients,
             template="merchant_key_revoked",
             context=context,
             merchant=merchant,
@@ -675,11 +664,8 @@ def reverifications_queue_due(*, now=None) -> int:
     spacing = settings.REVERIFY_SWEEP_EVERY / len(due)
     queued = 0
     for index, pk in enumerate(due):
-        try:
-            app.send_task(REVERIFY_TASK, args=(pk,), countdown=index * spacing)
-        except Exception as error:  # noqa: BLE001  the next sweep queues it again
-            logger.warning("Could not queue re-check of %s (%s).", pk, type(error).__name__)
-            break
+        if not enqueue(REVERIFY_TASK, pk, countdown=index * spacing):
+            break  # the broker is down: the next sweep queues the rest again
         queued += 1
     return queued
 
@@ -774,24 +760,8 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
             details={"outcome": "rejected", "code": refused_code},
         )
         merchant = credential.merchant
-        context = {
-            "credential": credential,
-            "merchant": merchant,
-            "submit_url": settings.SITE_URL
-            + reverse("credentials:submit", kwargs={"slug": merchant.slug}),
-            "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
-            "admin_url": credential_admin_url(credential),
-        }
-        recipients = sorted(
-            {
-                address
-                for address in (
-                    credential.submitted_by.email if credential.submitted_by else "",
-                    merchant.contact_email,
-                )
-                if address
-            }
-        )
+        context = _mail_context(credential)
+        recipients = _merchant_recipients(credential)
         if recipients:
             email_enqueue(
                 dedupe_key=f"no-longer-valid:{credential.pk}:{credential.verification_attempts}:merchant",
@@ -823,8 +793,6 @@ def credential_reveal(*, credential: Credential, actor, reason: str, request=Non
     Only active staff holding "credentials.reveal_secret" may; anyone else gets
     PermissionDenied, and the refusal is audited too. The reason is required.
     """
-    from django.core.exceptions import PermissionDenied
-
     reason = " ".join(reason.split())[:500]
     allowed = actor.is_active and actor.is_staff and actor.has_perm("credentials.reveal_secret")
     if not allowed:

@@ -8,6 +8,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -227,18 +228,22 @@ def followups_send_due(*, now=None) -> int:
             .order_by("followup_due_at", "pk")
             .values_list("pk", "followup_due_at", "reminders_sent")[:SWEEP_BATCH]
         )
+        numbers = {}
         for pk, due_at, reminders_sent in due:
-            number = reminders_sent + 1
             claimed = Credential.objects.filter(
                 pk=pk, followup_due_at=due_at, acknowledged_at__isnull=True
-            ).update(reminders_sent=number, last_reminded_at=now, followup_due_at=next_due)
-            if not claimed:
-                continue
-            credential = (
-                Credential.objects.select_related("merchant", "submitted_by")
-                .defer("secret")
-                .get(pk=pk)
+            ).update(
+                reminders_sent=reminders_sent + 1, last_reminded_at=now, followup_due_at=next_due
             )
+            if claimed:
+                numbers[pk] = reminders_sent + 1
+        claimed_credentials = (
+            Credential.objects.select_related("merchant", "submitted_by")
+            .defer("secret")
+            .in_bulk(list(numbers))
+        )
+        for pk, number in numbers.items():
+            credential = claimed_credentials[pk]
             reminder = email_enqueue(
                 dedupe_key=f"reminder:{pk}:{number}",
                 kind=HELPDESK_REMINDER,
@@ -258,8 +263,17 @@ def followups_send_due(*, now=None) -> int:
     return queued
 
 
+def reminders_cancel(*, credential: Credential) -> int:
+    """Cancel the reminders about `credential` that were queued but not sent; return how many.
+
+    Called when reminding no longer makes sense: the submission was acknowledged, or its key
+    revoked.
+    """
+    return OutgoingEmail.objects.filter(
+        credential=credential, kind=HELPDESK_REMINDER, state=OutgoingEmail.State.PENDING
+    ).update(state=OutgoingEmail.State.CANCELLED)
+
+
 def credential_admin_url(credential: Credential) -> str:
     """Return the absolute address of the credential's page in the helpdesk admin."""
-    from django.urls import reverse
-
     return settings.SITE_URL + reverse("admin:credentials_credential_change", args=[credential.pk])
