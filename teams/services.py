@@ -4,6 +4,7 @@ Every service takes the acting user, checks the team rules in teams/permissions.
 server decides, whatever the page showed), runs in a transaction and writes an audit event.
 """
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -86,6 +87,36 @@ def audit_record(
     )
 
 
+def _audits_refusals(merchant_of):
+    """Decorate a service so that a refusal by the team rules is audited as action_refused.
+
+    The event is written outside the service's own transaction (which the refusal rolls
+    back), so every refused attempt is kept, whichever page or command made it.
+    `merchant_of(kwargs)` names the merchant from the service's keyword arguments.
+    """
+
+    def decorate(service):
+        @functools.wraps(service)
+        def wrapper(**kwargs):
+            try:
+                return service(**kwargs)
+            except TeamRuleViolation as refusal:
+                request = kwargs.get("request")
+                audit_record(
+                    action=AuditEvent.Action.ACTION_REFUSED,
+                    actor=kwargs.get("actor", kwargs.get("user")),
+                    merchant=merchant_of(kwargs),
+                    target=f"{request.method} {request.path}" if request else service.__name__,
+                    details={"reason": refusal.message},
+                    request=request,
+                )
+                raise
+
+        return wrapper
+
+    return decorate
+
+
 def _member_target(membership) -> str:
     return f"member {membership.user.email}"
 
@@ -122,6 +153,7 @@ def _refuse_last_owner(membership, verb: str) -> None:
         )
 
 
+@_audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_change_role(*, membership: Membership, role: Role, actor, request=None):
     """Give `membership` another role, within the team rules."""
@@ -150,6 +182,7 @@ def membership_change_role(*, membership: Membership, role: Role, actor, request
     return membership
 
 
+@_audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor, request=None) -> None:
     """Remove another member from the team, within the team rules."""
@@ -172,6 +205,7 @@ def membership_remove(*, membership: Membership, actor, request=None) -> None:
     )
 
 
+@_audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_leave(*, membership: Membership, actor, request=None) -> None:
     """Let a member leave a merchant; the last Owner cannot."""
@@ -212,6 +246,7 @@ def _clean_role_name(merchant, name: str, *, exclude_pk=None) -> str:
     return name
 
 
+@_audits_refusals(lambda kw: kw["merchant"])
 @transaction.atomic
 def role_create(*, merchant, name: str, description: str, permissions, actor, request=None):
     """Create a custom role of `merchant` with `permissions` (`app_label.codename` strings)."""
@@ -239,6 +274,7 @@ def role_create(*, merchant, name: str, description: str, permissions, actor, re
     return role
 
 
+@_audits_refusals(lambda kw: kw["role"].merchant)
 @transaction.atomic
 def role_update(*, role: Role, name: str, description: str, permissions, actor, request=None):
     """Change a custom role's name, description and permissions. Default roles never change."""
@@ -266,6 +302,7 @@ def role_update(*, role: Role, name: str, description: str, permissions, actor, 
     return role
 
 
+@_audits_refusals(lambda kw: kw["role"].merchant)
 @transaction.atomic
 def role_delete(*, role: Role, actor, request=None) -> None:
     """Delete a custom role nobody holds; refuse, naming its members, while it is in use."""
@@ -335,6 +372,7 @@ def _issue_token(invitation: Invitation) -> str:
     return token
 
 
+@_audits_refusals(lambda kw: kw["merchant"])
 @transaction.atomic
 def invitation_create(*, merchant, email: str, role: Role, actor, request=None) -> Invitation:
     """Invite `email` to join `merchant` with `role`; the mail goes out after commit."""
@@ -375,6 +413,7 @@ def invitation_create(*, merchant, email: str, role: Role, actor, request=None) 
     return invitation
 
 
+@_audits_refusals(lambda kw: kw["invitation"].merchant)
 @transaction.atomic
 def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitation:
     """Send a pending or expired invitation again, with a new link valid for another 10 days.
@@ -401,6 +440,7 @@ def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitat
     return invitation
 
 
+@_audits_refusals(lambda kw: kw["invitation"].merchant)
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor, request=None) -> None:
     """Withdraw an invitation: its link stops working at once."""
@@ -418,6 +458,11 @@ def invitation_revoke(*, invitation: Invitation, actor, request=None) -> None:
     )
 
 
+def _merchant_of_token(kwargs):
+    invitation = invitation_for_token(kwargs["token"])
+    return invitation.merchant if invitation else None
+
+
 def invitation_for_token(token: str) -> Invitation | None:
     """Return the invitation whose link carries `token` (any state), or None."""
     return (
@@ -427,6 +472,7 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
+@_audits_refusals(_merchant_of_token)
 @transaction.atomic
 def invitation_accept(*, token: str, user, request=None) -> Membership:
     """Make `user` a member through the invitation whose link carries `token`.
@@ -465,6 +511,7 @@ def invitation_accept(*, token: str, user, request=None) -> Membership:
     return membership
 
 
+@_audits_refusals(_merchant_of_token)
 @transaction.atomic
 def user_create_from_invitation(*, token: str, full_name: str, password: str, request=None):
     """Create the invited person's account (email from the invitation) and accept it."""

@@ -128,7 +128,6 @@ class InvitationCreateView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixi
                 request=self.request,
             )
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         invitation.refresh_from_db(fields=["sent_at"])
@@ -156,7 +155,6 @@ class _InvitationActionView(MerchantPermissionRequiredMixin, View):
         try:
             self.act(invitation)
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
         return redirect(_team_url(self.merchant))
 
@@ -214,7 +212,6 @@ class MemberEditView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, For
                 request=self.request,
             )
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(
@@ -240,7 +237,6 @@ class MemberRemoveView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.membership_remove(membership=membership, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(_team_url(self.merchant))
         messages.success(request, f"{membership.user.email} was removed from {self.merchant.name}.")
@@ -258,7 +254,6 @@ class LeaveView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.membership_leave(membership=membership, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(self.merchant.get_absolute_url())
         messages.success(request, f"You left {self.merchant.name}.")
@@ -304,7 +299,6 @@ class RoleCreateView(MerchantPermissionRequiredMixin, FormView):
                 **form.cleaned_data,
             )
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(self.request, f"Role “{role.name}” created.")
@@ -343,7 +337,6 @@ class RoleEditView(MerchantPermissionRequiredMixin, FormView):
                 **form.cleaned_data,
             )
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             form.add_error(None, refusal)
             return self.form_invalid(form)
         messages.success(self.request, f"Role “{role.name}” saved; it applies from the next page.")
@@ -364,7 +357,6 @@ class RoleDeleteView(MerchantPermissionRequiredMixin, TemplateView):
         try:
             services.role_delete(role=role, actor=request.user, request=request)
         except TeamRuleViolation as refusal:
-            _audit_refusal(self.request, self.merchant, refusal, self.request.path)
             messages.error(request, refusal.message)
             return redirect(
                 reverse("teams:role_delete", kwargs={"slug": self.merchant.slug, "pk": role.pk})
@@ -438,7 +430,6 @@ class InvitationAcceptView(TemplateView):
                     token=token, user=request.user, request=request
                 )
             except TeamRuleViolation as refusal:
-                _audit_refusal(request, self.invitation.merchant, refusal, "invitation link")
                 messages.error(request, refusal.message)
                 return self.get(request, *args, **kwargs)
             messages.success(request, f"Welcome to {membership.merchant.name}.")
@@ -454,7 +445,6 @@ class InvitationAcceptView(TemplateView):
                 request=request,
             )
         except TeamRuleViolation as refusal:
-            _audit_refusal(request, self.invitation.merchant, refusal, "invitation link")
             messages.error(request, refusal.message)
             return self.get(request, *args, **kwargs)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

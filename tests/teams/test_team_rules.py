@@ -1250,3 +1250,21 @@ def test_a_refused_escalation_through_a_page_is_written_to_the_audit_trail(
     assert event.actor == admin
     assert event.merchant == merchant
     assert event.details == {"reason": "Only an Owner can make someone else an Owner."}
+
+
+def test_a_refusal_by_a_service_is_audited_once_whether_a_page_or_code_made_it(
+    merchant, owner, client_for
+):
+    membership = Membership.objects.get(user=owner, merchant=merchant)
+
+    client_for(owner).post(url("teams:leave", merchant), follow=True)
+    with pytest.raises(TeamRuleViolation):
+        services.membership_leave(membership=membership, actor=owner)
+
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.ACTION_REFUSED).order_by("pk")
+    assert [(event.actor, event.merchant, event.target) for event in events] == [
+        (owner, merchant, f"POST {url('teams:leave', merchant)}"),
+        (owner, merchant, "membership_leave"),
+    ]
+    assert all("last Owner" in event.details["reason"] for event in events)
+    assert Membership.objects.filter(user=owner, merchant=merchant).exists()
