@@ -8,7 +8,6 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import ngettext
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from credentials.models import Credential, EncryptionCanary
@@ -209,7 +208,8 @@ class CredentialAdmin(admin.ModelAdmin):
     def get_urls(self):
         acknowledge = self.admin_site.admin_view(require_POST(self.acknowledge_view))
         revoke = self.admin_site.admin_view(self.revoke_view)
-        reveal = self.admin_site.admin_view(never_cache(self.reveal_view))
+        # admin_view() makes these pages never cached (no-store, private).
+        reveal = self.admin_site.admin_view(self.reveal_view)
         return [
             path(
                 "<path:object_id>/acknowledge/",
@@ -221,13 +221,17 @@ class CredentialAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def revoke_view(self, request, object_id):
-        """Report a key compromised from the helpdesk: a confirmation page, then a POST."""
+    def _credential_or_404(self, request, object_id, *, change: bool):
         credential = self.get_object(request, object_id)
         if credential is None:
             raise Http404("No such submission.")
-        if not self.has_change_permission(request, credential):
+        if change and not self.has_change_permission(request, credential):
             raise PermissionDenied
+        return credential
+
+    def revoke_view(self, request, object_id):
+        """Report a key compromised from the helpdesk: a confirmation page, then a POST."""
+        credential = self._credential_or_404(request, object_id, change=True)
         error = None
         if request.method == "POST":
             try:
@@ -266,9 +270,7 @@ class CredentialAdmin(admin.ModelAdmin):
 
         Everybody else, staff included, is refused, and the refusal is audited.
         """
-        credential = self.get_object(request, object_id)
-        if credential is None:
-            raise Http404("No such submission.")
+        credential = self._credential_or_404(request, object_id, change=False)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -292,8 +294,7 @@ class CredentialAdmin(admin.ModelAdmin):
                     "admin/credentials/credential/revealed.html",
                     {**context, "secret": secret},
                 )
-                # Not cached anywhere, not even in the browser's back/forward history.
-                response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
+                # Cache-Control comes from admin_view(); Pragma is for HTTP/1.0 caches.
                 response["Pragma"] = "no-cache"
                 return response
         elif not context["can_reveal"]:
@@ -302,11 +303,7 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def acknowledge_view(self, request, object_id):
         """The "Acknowledge" button on the change page: a POST, then back to the page."""
-        credential = self.get_object(request, object_id)
-        if credential is None:
-            raise Http404("No such submission.")
-        if not self.has_change_permission(request, credential):
-            raise PermissionDenied
+        credential = self._credential_or_404(request, object_id, change=True)
         if credential_acknowledge(credential=credential, actor=request.user, request=request):
             self.message_user(request, "Acknowledged: no more reminders.", messages.SUCCESS)
         else:

@@ -6,7 +6,6 @@ member, role or invitation is a 404, never a 403 that would confirm it exists.
 
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
-from django.utils import timezone
 
 from teams.models import AuditEvent, Invitation, Membership, Role
 
@@ -85,14 +84,6 @@ def custom_role_get(*, merchant, pk) -> Role:
         raise Http404("No such role.") from None
 
 
-def role_get_available(*, merchant, pk) -> Role:
-    """Return a default role or a custom role of `merchant`, or raise Http404."""
-    try:
-        return Role.objects.available_to(merchant).get(pk=pk)
-    except (Role.DoesNotExist, ValueError):
-        raise Http404("No such role.") from None
-
-
 def audit_events_of(*, merchant, action: str = "", actor_id=None) -> QuerySet[AuditEvent]:
     """Return the merchant's audit trail, newest first, optionally filtered."""
     events = AuditEvent.objects.filter(merchant=merchant).select_related("actor")
@@ -101,7 +92,3 @@ def audit_events_of(*, merchant, action: str = "", actor_id=None) -> QuerySet[Au
     if actor_id:
         events = events.filter(actor_id=actor_id)
     return events.order_by("-occurred_at", "-pk")
-
-
-def invitation_is_expired(invitation) -> bool:
-    return invitation.expires_at <= timezone.now()
