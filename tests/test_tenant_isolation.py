@@ -10,51 +10,16 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from credentials.models import Credential
 from merchants.models import Merchant
 from teams.models import Invitation, Membership, Role
 from tests.factories import CredentialFactory, MembershipFactory, default_role, fake_key
+from tests.portal_routes import PortalRoute, portal_routes, route_address
 
-MERCHANT_KWARG = "slug"
-
-
-@dataclass(frozen=True)
-class MerchantRoute:
-    """A routed pattern that takes a merchant slug: its full name and its URL kwargs."""
-
-    name: str | None
-    route: str
-    kwargs: frozenset[str]
-
-    def __str__(self):
-        return self.name or self.route
-
-
-def merchant_scoped_routes() -> list[MerchantRoute]:
-    """Return every pattern of the URL configuration that takes a merchant slug."""
-    found = []
-
-    def walk(patterns, namespace: str, route: str, kwargs: frozenset[str]):
-        for entry in patterns:
-            entry_route = route + str(entry.pattern)
-            entry_kwargs = kwargs | frozenset(entry.pattern.regex.groupindex)
-            if isinstance(entry, URLResolver):
-                entry_namespace = namespace
-                if entry.namespace:
-                    entry_namespace = ":".join(filter(None, (namespace, entry.namespace)))
-                walk(entry.url_patterns, entry_namespace, entry_route, entry_kwargs)
-            elif MERCHANT_KWARG in entry_kwargs:
-                name = ":".join(filter(None, (namespace, entry.name))) if entry.name else None
-                found.append(MerchantRoute(name=name, route=entry_route, kwargs=entry_kwargs))
-
-    walk(get_resolver().url_patterns, "", "", frozenset())
-    return found
-
-
-MERCHANT_ROUTES = merchant_scoped_routes()
+MERCHANT_ROUTES = portal_routes()
 
 
 @dataclass(frozen=True)
@@ -100,40 +65,13 @@ def tenants(merchant, other_merchant, owner, other_owner):
     return {"coffee": _tenant(merchant, owner), "bakery": _tenant(other_merchant, other_owner)}
 
 
-# Which object of the tenant the `pk` in each route names. A route that is not listed fails:
-# filling its pk with a made-up value would make a 404 prove nothing.
-PK_KINDS = {
-    "credentials:detail": "credential",
-    "credentials:revoke": "credential",
-    "teams:member": "membership",
-    "teams:member_remove": "membership",
-    "teams:role_edit": "role",
-    "teams:role_delete": "role",
-    "teams:invitation_resend": "invitation",
-    "teams:invitation_revoke": "invitation",
-}
+def address(route: PortalRoute, *, merchant_slug: str, object_pks: dict[str, int]) -> str:
+    return route_address(
+        route, merchant_slug=merchant_slug, object_pks=object_pks, who="the isolation test"
+    )
 
 
-def address(route: MerchantRoute, *, merchant_slug: str, object_pks: dict[str, int]) -> str:
-    """Return the address of `route` for a merchant, with `pk` set to one of its objects.
-
-    A new kwarg fails here on purpose: the test must learn which real object of the tenant
-    belongs there.
-    """
-    if route.name is None:
-        pytest.fail(f"Name the merchant-scoped route {route.route!r} so it can be reversed.")
-    values = {MERCHANT_KWARG: merchant_slug}
-    if "pk" in route.kwargs:
-        if route.name not in PK_KINDS:
-            pytest.fail(f"{route}: teach the isolation test which object its pk names (PK_KINDS).")
-        values["pk"] = object_pks[PK_KINDS[route.name]]
-    unknown = route.kwargs - values.keys()
-    if unknown:
-        pytest.fail(f"{route}: teach the isolation test to fill {sorted(unknown)}.")
-    return reverse(route.name, kwargs={kwarg: values[kwarg] for kwarg in route.kwargs})
-
-
-def tenant_address(route: MerchantRoute, tenant: Tenant) -> str:
+def tenant_address(route: PortalRoute, tenant: Tenant) -> str:
     return address(route, merchant_slug=tenant.merchant.slug, object_pks=tenant.object_pks())
 
 

@@ -10,7 +10,7 @@ pages give is compared with the catalogue, never with the code that gives it.
 from dataclasses import dataclass
 
 import pytest
-from django.urls import URLResolver, get_resolver, resolve, reverse
+from django.urls import resolve, reverse
 
 from credentials.models import Credential
 from merchants.models import Merchant
@@ -29,58 +29,13 @@ from teams.permissions import (
     VIEW_TEAM,
 )
 from tests.factories import CredentialFactory, MembershipFactory, UserFactory, default_role
+from tests.portal_routes import PortalRoute, portal_routes, route_address
 
-MERCHANT_KWARG = "slug"
 ROLE_PERMISSIONS = {role.slug: role.permissions for role in DEFAULT_ROLES}
-
-
-@dataclass(frozen=True)
-class PortalRoute:
-    """A routed pattern that takes a merchant slug: its full name, pattern and URL kwargs."""
-
-    name: str | None
-    route: str
-    kwargs: frozenset[str]
-
-    def __str__(self):
-        return self.name or self.route
-
-
-def portal_routes() -> list[PortalRoute]:
-    """Return every pattern of the URL configuration that takes a merchant slug."""
-    found = []
-
-    def walk(patterns, namespace: str, route: str, kwargs: frozenset[str]):
-        for entry in patterns:
-            entry_route = route + str(entry.pattern)
-            entry_kwargs = kwargs | frozenset(entry.pattern.regex.groupindex)
-            if isinstance(entry, URLResolver):
-                inner = namespace
-                if entry.namespace:
-                    inner = ":".join(filter(None, (namespace, entry.namespace)))
-                walk(entry.url_patterns, inner, entry_route, entry_kwargs)
-            elif MERCHANT_KWARG in entry_kwargs:
-                name = ":".join(filter(None, (namespace, entry.name))) if entry.name else None
-                found.append(PortalRoute(name=name, route=entry_route, kwargs=entry_kwargs))
-
-    walk(get_resolver().url_patterns, "", "", frozenset())
-    return found
 
 
 PORTAL_ROUTES = portal_routes()
 
-# Which object of the merchant the `pk` of each route names. A route missing here fails: a
-# made-up pk would turn every answer into a 404 that proves nothing.
-PK_KINDS = {
-    "credentials:detail": "credential",
-    "credentials:revoke": "credential",
-    "teams:member": "membership",
-    "teams:member_remove": "membership",
-    "teams:role_edit": "role",
-    "teams:role_delete": "role",
-    "teams:invitation_resend": "invitation",
-    "teams:invitation_revoke": "invitation",
-}
 
 # What each page needs, as the issue and DESIGN.md describe the pages. The matrix itself reads
 # the permission the view declares; this table catches a view that declares the wrong one.
@@ -159,17 +114,9 @@ def tenants(merchant, other_merchant, owner, other_owner):
 
 def address(route: PortalRoute, tenant: Tenant) -> str:
     """Return the address of `route` for `tenant`, its `pk` set to a real object of that tenant."""
-    if route.name is None:
-        pytest.fail(f"Name the portal route {route.route!r} so the matrix can reverse it.")
-    values = {MERCHANT_KWARG: tenant.merchant.slug}
-    if "pk" in route.kwargs:
-        if route.name not in PK_KINDS:
-            pytest.fail(f"{route}: teach the matrix which object its pk names (PK_KINDS).")
-        values["pk"] = tenant.object_pks()[PK_KINDS[route.name]]
-    unknown = route.kwargs - values.keys()
-    if unknown:
-        pytest.fail(f"{route}: teach the matrix how to fill {sorted(unknown)}.")
-    return reverse(route.name, kwargs={kwarg: values[kwarg] for kwarg in route.kwargs})
+    return route_address(
+        route, merchant_slug=tenant.merchant.slug, object_pks=tenant.object_pks(), who="the matrix"
+    )
 
 
 def declared_permission(url: str) -> str:
