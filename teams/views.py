@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.functional import cached_property
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -35,6 +36,7 @@ from teams.permissions import (
     VIEW_MERCHANT,
     VIEW_TEAM,
     refusal_to_manage_member,
+    role_permission_names,
 )
 from teams.services import TeamRuleViolation
 
@@ -282,65 +284,57 @@ class RoleListView(MerchantPermissionRequiredMixin, TemplateView):
         )
 
 
-class RoleCreateView(MerchantPermissionRequiredMixin, FormView):
+class _RoleFormView(MerchantPermissionRequiredMixin, FormView):
+    """Create or edit a custom role: `save_role()` calls the service, `saved` is the message."""
+
     permission_required = MANAGE_CUSTOM_ROLES
     template_name = "teams/role_form.html"
     form_class = RoleForm
+    saved = ""
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(descriptions=RoleForm.descriptions(), **kwargs)
 
     def form_valid(self, form):
         try:
-            role = services.role_create(
-                merchant=self.merchant,
-                actor=self.request.user,
-                request=self.request,
-                **form.cleaned_data,
-            )
+            role = self.save_role(form.cleaned_data)
         except TeamRuleViolation as refusal:
             form.add_error(None, refusal)
             return self.form_invalid(form)
-        messages.success(self.request, f"Role “{role.name}” created.")
+        messages.success(self.request, self.saved.format(name=role.name))
         return redirect(_roles_url(self.merchant))
 
 
-class RoleEditView(MerchantPermissionRequiredMixin, FormView):
-    permission_required = MANAGE_CUSTOM_ROLES
-    template_name = "teams/role_form.html"
-    form_class = RoleForm
+class RoleCreateView(_RoleFormView):
+    saved = "Role “{name}” created."
 
-    def get_role(self):
+    def save_role(self, fields):
+        return services.role_create(
+            merchant=self.merchant, actor=self.request.user, request=self.request, **fields
+        )
+
+
+class RoleEditView(_RoleFormView):
+    saved = "Role “{name}” saved; it applies from the next page."
+
+    @cached_property
+    def role(self):
         return selectors.custom_role_get(merchant=self.merchant, pk=self.kwargs["pk"])
 
     def get_initial(self):
-        from teams.permissions import role_permission_names
-
-        role = self.get_role()
         return {
-            "name": role.name,
-            "description": role.description,
-            "permissions": sorted(role_permission_names(role)),
+            "name": self.role.name,
+            "description": self.role.description,
+            "permissions": sorted(role_permission_names(self.role)),
         }
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(
-            role=self.get_role(), descriptions=RoleForm.descriptions(), **kwargs
-        )
+        return super().get_context_data(role=self.role, **kwargs)
 
-    def form_valid(self, form):
-        try:
-            role = services.role_update(
-                role=self.get_role(),
-                actor=self.request.user,
-                request=self.request,
-                **form.cleaned_data,
-            )
-        except TeamRuleViolation as refusal:
-            form.add_error(None, refusal)
-            return self.form_invalid(form)
-        messages.success(self.request, f"Role “{role.name}” saved; it applies from the next page.")
-        return redirect(_roles_url(self.merchant))
+    def save_role(self, fields):
+        return services.role_update(
+            role=self.role, actor=self.request.user, request=self.request, **fields
+        )
 
 
 class RoleDeleteView(MerchantPermissionRequiredMixin, TemplateView):
