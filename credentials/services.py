@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -36,7 +36,8 @@ from merchants.models import Merchant
 from merchants.services import (
     HELPDESK_SUBMISSION,
     credential_admin_url,
-    email_enqueue,
+    email_compose,
+    emails_enqueue,
     reminders_cancel,
 )
 from teams.models import AuditEvent
@@ -195,33 +196,31 @@ def _claim_for_verification(credential_id: int, now) -> Credential | None:
     its back-off to pass.
     """
     stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
-    with transaction.atomic():
-        credential = (
-            Credential.objects.select_for_update()
-            .filter(pk=credential_id, lifecycle_state=LifecycleState.ACTIVE)
-            .first()
+    # One conditional update: of two workers with the same task, one claims, the other
+    # finds nothing to update.
+    claimed = (
+        Credential.objects.filter(
+            pk=credential_id,
+            lifecycle_state=LifecycleState.ACTIVE,
+            verification_state__in=[VerificationState.PENDING, VerificationState.VERIFYING],
         )
-        if credential is None or credential.is_decided:
-            return None
-        if (
-            credential.verification_state == VerificationState.VERIFYING
-            and credential.verification_claimed_at
-            and credential.verification_claimed_at > stale_before
-        ):
-            return None
-        due = credential.verification_next_attempt_at
-        if due is not None and due > now + timedelta(seconds=1):
-            return None
-        credential.verification_state = VerificationState.VERIFYING
-        credential.verification_claimed_at = now
-        credential.verification_attempts += 1
-        credential.save(
-            update_fields=[
-                "verification_state",
-                "verification_claimed_at",
-                "verification_attempts",
-            ]
+        .exclude(
+            verification_state=VerificationState.VERIFYING,
+            verification_claimed_at__gt=stale_before,
         )
+        .exclude(verification_next_attempt_at__gt=now + timedelta(seconds=1))
+        .update(
+            verification_state=VerificationState.VERIFYING,
+            verification_claimed_at=now,
+            verification_attempts=F("verification_attempts") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    credential = Credential.objects.filter(pk=credential_id).first()
+    # Revoked or claimed by another worker since (the claim went stale meanwhile): not ours.
+    if credential is None or not credential.is_active or credential.verification_claimed_at != now:
+        return None
     return credential
 
 
@@ -398,27 +397,31 @@ def _notify_outcome(credential: Credential, *, replaced=()) -> None:
         else None
     )
     context = _mail_context(credential, replaced=list(replaced), still_in_use=still_in_use)
+    mails = []
     if credential.submitted_by and credential.submitted_by.email:
-        email_enqueue(
-            dedupe_key=f"verification:{credential.pk}:merchant",
-            kind="merchant_verification_result",
-            to=[credential.submitted_by.email],
-            template="merchant_verification_result",
+        mails.append(
+            email_compose(
+                dedupe_key=f"verification:{credential.pk}:merchant",
+                kind="merchant_verification_result",
+                to=[credential.submitted_by.email],
+                template="merchant_verification_result",
+                context=context,
+                merchant=merchant,
+                credential=credential,
+            )
+        )
+    mails.append(
+        email_compose(
+            dedupe_key=f"verification:{credential.pk}:helpdesk",
+            kind=HELPDESK_SUBMISSION,
+            to=[settings.HELPDESK_EMAIL],
+            template="helpdesk_submission",
             context=context,
             merchant=merchant,
             credential=credential,
-            send_in_process=True,
         )
-    email_enqueue(
-        dedupe_key=f"verification:{credential.pk}:helpdesk",
-        kind=HELPDESK_SUBMISSION,
-        to=[settings.HELPDESK_EMAIL],
-        template="helpdesk_submission",
-        context=context,
-        merchant=merchant,
-        credential=credential,
-        send_in_process=True,
     )
+    emails_enqueue(mails, send_in_process=True)
 
 
 def verifications_requeue_stale(*, now=None) -> int:
@@ -622,27 +625,32 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         request=request,
     )
     context = _mail_context(credential, what_to_do=REVOKE_WHAT_TO_DO)
-    email_enqueue(
-        dedupe_key=f"revoked:{credential.pk}:helpdesk",
-        kind="helpdesk_key_revoked",
-        to=[settings.HELPDESK_EMAIL],
-        template="helpdesk_key_revoked",
-        context=context,
-        merchant=merchant,
-        credential=credential,
-        urgent=True,
-    )
-    recipients = _merchant_recipients(credential, also=() if by_helpdesk else (actor.email,))
-    if recipients:
-        email_enqueue(
-            dedupe_key=f"revoked:{credential.pk}:merchant",
-            kind="merchant_key_revoked",
-            to=recipients,
-            template="merchant_key_revoked",
+    mails = [
+        email_compose(
+            dedupe_key=f"revoked:{credential.pk}:helpdesk",
+            kind="helpdesk_key_revoked",
+            to=[settings.HELPDESK_EMAIL],
+            template="helpdesk_key_revoked",
             context=context,
             merchant=merchant,
             credential=credential,
+            urgent=True,
         )
+    ]
+    recipients = _merchant_recipients(credential, also=() if by_helpdesk else (actor.email,))
+    if recipients:
+        mails.append(
+            email_compose(
+                dedupe_key=f"revoked:{credential.pk}:merchant",
+                kind="merchant_key_revoked",
+                to=recipients,
+                template="merchant_key_revoked",
+                context=context,
+                merchant=merchant,
+                credential=credential,
+            )
+        )
+    emails_enqueue(mails)
     return credential
 
 
@@ -761,28 +769,33 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
         )
         merchant = credential.merchant
         context = _mail_context(credential)
+        attempt = f"{credential.pk}:{credential.verification_attempts}"
+        mails = []
         recipients = _merchant_recipients(credential)
         if recipients:
-            email_enqueue(
-                dedupe_key=f"no-longer-valid:{credential.pk}:{credential.verification_attempts}:merchant",
-                kind="merchant_key_no_longer_valid",
-                to=recipients,
-                template="merchant_key_no_longer_valid",
+            mails.append(
+                email_compose(
+                    dedupe_key=f"no-longer-valid:{attempt}:merchant",
+                    kind="merchant_key_no_longer_valid",
+                    to=recipients,
+                    template="merchant_key_no_longer_valid",
+                    context=context,
+                    merchant=merchant,
+                    credential=credential,
+                )
+            )
+        mails.append(
+            email_compose(
+                dedupe_key=f"no-longer-valid:{attempt}:helpdesk",
+                kind="helpdesk_key_no_longer_valid",
+                to=[settings.HELPDESK_EMAIL],
+                template="helpdesk_key_no_longer_valid",
                 context=context,
                 merchant=merchant,
                 credential=credential,
-                send_in_process=True,
             )
-        email_enqueue(
-            dedupe_key=f"no-longer-valid:{credential.pk}:{credential.verification_attempts}:helpdesk",
-            kind="helpdesk_key_no_longer_valid",
-            to=[settings.HELPDESK_EMAIL],
-            template="helpdesk_key_no_longer_valid",
-            context=context,
-            merchant=merchant,
-            credential=credential,
-            send_in_process=True,
         )
+        emails_enqueue(mails, send_in_process=True)
     return "rejected"
 
 

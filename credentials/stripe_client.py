@@ -5,6 +5,7 @@ every SDK error becomes a KeyRefused or StripeUnavailable with our own code, rai
 the `except` block so the original is neither chained nor kept as context for error reports.
 """
 
+import functools
 from dataclasses import dataclass
 
 import stripe
@@ -81,6 +82,16 @@ def _translate(error: stripe.StripeError) -> Exception:
     return StripeUnavailable(f"unexpected_{error.http_status or 'answer'}")
 
 
+@functools.cache
+def _http_client(timeout: float) -> stripe.RequestsClient:
+    """Return the HTTP client for requests with this timeout, shared by every verification.
+
+    It keeps one requests session per thread, so a worker thread reuses its connection to
+    Stripe (no new TCP and TLS handshake per key) and a worker holds at most one per thread.
+    """
+    return stripe.RequestsClient(timeout=timeout)
+
+
 @sensitive_variables("secret", "client")
 def stripe_account_facts(secret: str) -> AccountFacts:
     """Return what `GET /v1/account` says about the account behind `secret`.
@@ -89,29 +100,29 @@ def stripe_account_facts(secret: str) -> AccountFacts:
     `GET /v1/balance`: if that works, the key is usable, with limited permissions.
     Raise KeyRefused or StripeUnavailable otherwise.
     """
-    http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
-    try:
-        return _account_facts(stripe_client(secret, http_client=http_client))
-    finally:
-        # One verification, one session: closed here rather than left to the garbage
-        # collector, so a long-running worker does not accumulate open sockets.
-        http_client.close()
+    client = stripe_client(secret, http_client=_http_client(settings.STRIPE_TIMEOUT_SECONDS))
+    return _account_facts(client)
+
+
+def _get(client: stripe.StripeClient, path: str) -> dict:
+    """GET `path` through the SDK (its retries, its errors) and return the parsed JSON body:
+    only a few fields are read, so the SDK's object tree is not built."""
+    return client.raw_request("get", path).data
 
 
 @sensitive_variables("client")
 def _account_facts(client: stripe.StripeClient) -> AccountFacts:
     failure = None
     try:
-        account = client.v1.accounts.retrieve_current()
+        data = _get(client, "/v1/account")
     except stripe.PermissionError:
-        account = None
+        data = None
     except stripe.StripeError as error:
         failure = _translate(error)
     if failure is not None:
         # Raised outside the except block: no __context__ leads back to Stripe's message.
         raise failure
-    if account is not None:
-        data = account.to_dict()
+    if data is not None:
         dashboard = (data.get("settings") or {}).get("dashboard") or {}
         profile = data.get("business_profile") or {}
         return AccountFacts(
@@ -126,9 +137,9 @@ def _account_facts(client: stripe.StripeClient) -> AccountFacts:
             livemode=data.get("livemode"),
         )
     try:
-        balance = client.v1.balance.retrieve()
+        balance = _get(client, "/v1/balance")
     except stripe.StripeError as error:
         failure = _translate(error)
     if failure is not None:
         raise failure
-    return AccountFacts(livemode=balance.to_dict().get("livemode"), limited_permissions=True)
+    return AccountFacts(livemode=balance.get("livemode"), limited_permissions=True)

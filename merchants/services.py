@@ -1,11 +1,13 @@
 """Writes of merchant data, the outbox of mail, and the helpdesk's follow-up reminders."""
 
 import logging
+from contextlib import suppress
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -92,7 +94,7 @@ def merchant_update_profile(*, merchant: Merchant, actor, request=None, **change
     return merchant
 
 
-def email_enqueue(
+def email_compose(
     *,
     dedupe_key: str,
     kind: str,
@@ -102,43 +104,82 @@ def email_enqueue(
     merchant: Merchant | None = None,
     credential: Credential | None = None,
     urgent: bool = False,
-    send_in_process: bool = False,
-) -> OutgoingEmail | None:
-    """Store a mail rendered from `emails/<template>` and send it once the transaction commits.
-
-    Return None, storing nothing, when a mail with this `dedupe_key` already exists: the
-    event it reports was processed before. Templates never receive a secret.
-
-    By default a `send_email` task sends it; code already running in a worker passes
-    `send_in_process=True` to send it right after commit instead, which spares a task and
-    keeps the mail from queueing behind other work. A failed send is retried by the sweep
-    either way.
-    """
+) -> OutgoingEmail:
+    """Return a mail rendered from `emails/<template>`, not stored yet. Templates never
+    receive a secret."""
     context = {"site_url": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
-    body_text = render_to_string(f"emails/{template}.txt", context)
-    body_html = render_to_string(f"emails/{template}.html", context)
-    with transaction.atomic():
-        email, created = OutgoingEmail.objects.get_or_create(
-            dedupe_key=dedupe_key,
-            defaults={
-                "kind": kind,
-                "to": list(to),
-                "subject": subject[:255],
-                "body_text": body_text,
-                "body_html": body_html,
-                "merchant": merchant,
-                "credential": credential,
-                "urgent": urgent,
-            },
-        )
-    if not created:
-        return None
+    return OutgoingEmail(
+        dedupe_key=dedupe_key,
+        kind=kind,
+        to=list(to),
+        subject=subject[:255],
+        body_text=render_to_string(f"emails/{template}.txt", context),
+        body_html=render_to_string(f"emails/{template}.html", context),
+        merchant=merchant,
+        credential=credential,
+        urgent=urgent,
+    )
+
+
+def emails_enqueue(
+    emails: list[OutgoingEmail], *, send_in_process: bool = False
+) -> list[OutgoingEmail]:
+    """Store `emails` and send them once the transaction commits; return those stored.
+
+    A mail whose `dedupe_key` already exists is left out: the event it reports was processed
+    before.
+
+    By default a `send_email` task sends each. Code already running in a worker passes
+    `send_in_process=True` to send them right after commit instead, together over one
+    connection to the mail server: that spares a task per mail and keeps the mails from
+    queueing behind other work. They are stored already claimed by this worker, so no
+    other sends them meanwhile; if this worker dies first, the sweep sends them once the
+    claim has lapsed. A failed send is retried by the sweep either way.
+    """
+    existing = set(
+        OutgoingEmail.objects.filter(
+            dedupe_key__in=[email.dedupe_key for email in emails]
+        ).values_list("dedupe_key", flat=True)
+    )
+    new = [email for email in emails if email.dedupe_key not in existing]
+    if not new:
+        return []
     if send_in_process:
-        transaction.on_commit(lambda: email_send(email_id=email.pk))
+        lease_until = timezone.now() + EMAIL_SEND_LEASE
+        for email in new:
+            email.next_attempt_at, email.attempts = lease_until, 1
+    try:
+        with transaction.atomic():
+            OutgoingEmail.objects.bulk_create(new)
+    except IntegrityError:
+        # Stored by someone else since the check above: store the others one by one.
+        new = [email for email in new if _store_unless_duplicate(email)]
+    if send_in_process and new:
+        transaction.on_commit(lambda: _deliver(new))
     else:
-        transaction.on_commit(lambda: enqueue("merchants.tasks.send_email", email.pk))
-    return email
+        for email in new:
+            transaction.on_commit(partial(enqueue, "merchants.tasks.send_email", email.pk))
+    return new
+
+
+def _store_unless_duplicate(email: OutgoingEmail) -> bool:
+    email.pk = None
+    try:
+        with transaction.atomic():
+            email.save(force_insert=True)
+    except IntegrityError:
+        if OutgoingEmail.objects.filter(dedupe_key=email.dedupe_key).exists():
+            return False
+        raise
+    return True
+
+
+def email_enqueue(*, send_in_process: bool = False, **mail) -> OutgoingEmail | None:
+    """Compose one mail (the arguments of `email_compose`) and enqueue it: return it, or
+    None, storing nothing, if a mail with its `dedupe_key` already exists."""
+    stored = emails_enqueue([email_compose(**mail)], send_in_process=send_in_process)
+    return stored[0] if stored else None
 
 
 def _retry_delay(attempts: int) -> float:
@@ -149,16 +190,22 @@ def email_send(*, email_id: int) -> bool:
     """Send mail `email_id` if it is due and unsent; return True if it was sent now.
 
     A worker first claims the mail (a conditional update), so two workers never send it
-    together. Only after the mail server accepted it is it marked sent: a failed send is
-    scheduled again with a growing delay and never counted as sent.
+    together.
     """
-    now = timezone.now()
-    claimed = OutgoingEmail.objects.filter(
-        pk=email_id, state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1)
-    if not claimed:
+    if not _claim(email_id, timezone.now()):
         return False
-    email = OutgoingEmail.objects.get(pk=email_id)
+    return _deliver([OutgoingEmail.objects.get(pk=email_id)]) == 1
+
+
+def _claim(email_id: int, now) -> bool:
+    return bool(
+        OutgoingEmail.objects.filter(
+            pk=email_id, state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
+        ).update(next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1)
+    )
+
+
+def _message(email: OutgoingEmail) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.body_text, from_email=email.from_email, to=email.to
     )
@@ -166,40 +213,71 @@ def email_send(*, email_id: int) -> bool:
         message.attach_alternative(email.body_html, "text/html")
     if email.urgent:
         message.extra_headers.update({"X-Priority": "1", "Importance": "high"})
+    return message
+
+
+def _deliver(emails: list[OutgoingEmail]) -> int:
+    """Send `emails`, claimed by this worker, over one connection; return how many were sent.
+
+    Each is marked sent only after the mail server accepted it; a failed one is scheduled
+    again with a growing delay and never counted as sent.
+    """
+    sent, failed = [], []
+    connection = get_connection()
     try:
-        message.send()
+        connection.open()
+        for email in emails:
+            connection.send_messages([_message(email)])
+            sent.append(email)
     except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent
-        delay = _retry_delay(email.attempts)
-        OutgoingEmail.objects.filter(pk=email_id).update(
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            last_error=type(error).__name__,
-        )
-        logger.warning(
-            "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
-            email_id,
-            email.kind,
-            type(error).__name__,
-            delay,
-        )
-        return False
+        failed = [(email, error) for email in emails if email not in sent]
+    finally:
+        with suppress(Exception):
+            connection.close()
     sent_at = timezone.now()
     with transaction.atomic():
-        OutgoingEmail.objects.filter(pk=email_id).update(
-            state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+        if sent:
+            OutgoingEmail.objects.filter(pk__in=[email.pk for email in sent]).update(
+                state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+            )
+            _on_sent(sent, sent_at)
+        for email, error in failed:
+            delay = _retry_delay(email.attempts)
+            OutgoingEmail.objects.filter(pk=email.pk).update(
+                next_attempt_at=timezone.now() + timedelta(seconds=delay),
+                last_error=type(error).__name__,
+            )
+            logger.warning(
+                "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
+                email.pk,
+                email.kind,
+                type(error).__name__,
+                delay,
+            )
+    return len(sent)
+
+
+def _on_sent(emails: list[OutgoingEmail], sent_at) -> None:
+    """What sending a mail records besides its own state: the helpdesk was told of a key."""
+    notified = [
+        e.credential_id for e in emails if e.kind == HELPDESK_SUBMISSION and e.credential_id
+    ]
+    if notified:
+        Credential.objects.filter(pk__in=notified, helpdesk_notified_at__isnull=True).update(
+            helpdesk_notified_at=sent_at
         )
-        if email.kind == HELPDESK_SUBMISSION and email.credential_id:
-            Credential.objects.filter(
-                pk=email.credential_id, helpdesk_notified_at__isnull=True
-            ).update(helpdesk_notified_at=sent_at)
-    return True
 
 
 def emails_send_due() -> int:
     """Send every unsent mail whose time has come (new, or due for a retry); return how many."""
+    now = timezone.now()
     due = OutgoingEmail.objects.filter(
-        state=OutgoingEmail.State.PENDING, next_attempt_at__lte=timezone.now()
+        state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
     ).values_list("pk", flat=True)[:SWEEP_BATCH]
-    return sum(email_send(email_id=pk) for pk in list(due))
+    claimed = [pk for pk in list(due) if _claim(pk, now)]
+    if not claimed:
+        return 0
+    return _deliver(list(OutgoingEmail.objects.filter(pk__in=claimed).order_by("pk")))
 
 
 HELPDESK_SUBMISSION = "helpdesk_submission"

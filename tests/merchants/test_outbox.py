@@ -16,8 +16,10 @@ from merchants.services import (
     EMAIL_SEND_LEASE,
     HELPDESK_REMINDER,
     HELPDESK_SUBMISSION,
+    email_compose,
     email_enqueue,
     email_send,
+    emails_enqueue,
     emails_send_due,
 )
 from tests.factories import CredentialFactory
@@ -74,6 +76,29 @@ class SecondWorkerBackend(EmailBackend):
         return super().send_messages(messages)
 
 
+class ConnectionCountingBackend(EmailBackend):
+    """The locmem backend that counts the connections opened to the mail server."""
+
+    opened = 0
+
+    def open(self):
+        type(self).opened += 1
+        return super().open()
+
+
+class HangsUpAfterOneBackend(EmailBackend):
+    """A mail server that accepts one message per connection, then hangs up."""
+
+    def open(self):
+        self.accepted = 0
+
+    def send_messages(self, messages):
+        if self.accepted:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        self.accepted += len(messages)
+        return super().send_messages(messages)
+
+
 @pytest.fixture
 def flaky_mail_server(settings):
     """Return a function that makes the mail server fail its next `failures` sends."""
@@ -125,6 +150,23 @@ def enqueue(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER)
 
 def stored(email) -> OutgoingEmail:
     return OutgoingEmail.objects.get(pk=email.pk)
+
+
+def compose(credential, dedupe_key: str) -> OutgoingEmail:
+    return email_compose(
+        dedupe_key=dedupe_key,
+        kind=HELPDESK_REMINDER,
+        to=[settings.HELPDESK_EMAIL],
+        template="helpdesk_reminder",
+        context={
+            "credential": credential,
+            "merchant": credential.merchant,
+            "number": 1,
+            "admin_url": "http://testserver/admin/",
+        },
+        merchant=credential.merchant,
+        credential=credential,
+    )
 
 
 # Stored once
@@ -328,6 +370,104 @@ def test_a_mail_is_never_recorded_as_sent_while_the_server_keeps_failing(
     assert email.sent_at is None
     assert email.attempts == 5
     assert mail.outbox == []
+
+
+# Sent by the worker that stored them, right after commit
+
+
+def test_mails_sent_in_process_go_out_after_commit_together_over_one_connection(
+    settings, credential, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.ConnectionCountingBackend"
+    ConnectionCountingBackend.opened = 0
+    mails = [compose(credential, "batch:1"), compose(credential, "batch:2")]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        stored_mails = emails_enqueue(mails, send_in_process=True)
+        assert mail.outbox == []
+    for callback in callbacks:
+        callback()
+
+    assert len(stored_mails) == 2
+    assert len(mail.outbox) == 2
+    assert ConnectionCountingBackend.opened == 1
+    assert {stored(m).state for m in stored_mails} == {OutgoingEmail.State.SENT}
+    assert [stored(m).attempts for m in stored_mails] == [1, 1]
+
+
+def test_a_mail_already_stored_is_left_out_of_a_batch(credential):
+    enqueue(credential, dedupe_key="batch:1")
+
+    stored_mails = emails_enqueue([compose(credential, "batch:1"), compose(credential, "batch:2")])
+
+    assert [m.dedupe_key for m in stored_mails] == ["batch:2"]
+    assert OutgoingEmail.objects.count() == 2
+
+
+def test_a_batch_naming_one_event_twice_stores_it_once(credential):
+    stored_mails = emails_enqueue([compose(credential, "batch:1"), compose(credential, "batch:1")])
+
+    assert [m.dedupe_key for m in stored_mails] == ["batch:1"]
+    assert OutgoingEmail.objects.get().pk == stored_mails[0].pk
+
+
+def test_when_the_server_hangs_up_mid_batch_only_the_accepted_mail_is_marked_sent(
+    settings, clock, credential, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.HangsUpAfterOneBackend"
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = emails_enqueue(
+            [compose(credential, "batch:1"), compose(credential, "batch:2")],
+            send_in_process=True,
+        )
+
+    assert len(mail.outbox) == 1
+    assert stored(first).state == OutgoingEmail.State.SENT
+    second = stored(second)
+    assert (second.state, second.last_error) == (
+        OutgoingEmail.State.PENDING,
+        "SMTPServerDisconnected",
+    )
+    clock(timedelta(seconds=settings.EMAIL_RETRY_BASE_SECONDS + 1))
+    assert emails_send_due() == 1
+    assert emails_send_due() == 0
+    assert len(mail.outbox) == 2
+    assert stored(second).state == OutgoingEmail.State.SENT
+
+
+def test_a_mail_stored_for_sending_in_process_is_left_to_its_worker_by_the_sweep(credential):
+    # The worker committed and is about to send: the sweep must not send it as well.
+    [email] = emails_enqueue([compose(credential, "batch:1")], send_in_process=True)
+
+    assert emails_send_due() == 0
+    assert email_send(email_id=email.pk) is False
+    assert mail.outbox == []
+
+
+def test_a_mail_whose_worker_died_after_commit_is_sent_once_by_the_sweep_after_the_lease(
+    clock, credential
+):
+    # Stored and committed, but the worker died before its after-commit send ran.
+    [email] = emails_enqueue([compose(credential, "batch:1")], send_in_process=True)
+    clock(EMAIL_SEND_LEASE + timedelta(seconds=1))
+
+    assert emails_send_due() == 1
+    assert emails_send_due() == 0
+
+    assert len(mail.outbox) == 1
+    assert stored(email).state == OutgoingEmail.State.SENT
+
+
+def test_the_sweep_sends_the_due_mails_over_one_connection(settings, credential):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.ConnectionCountingBackend"
+    ConnectionCountingBackend.opened = 0
+    for number in range(3):
+        enqueue(credential, dedupe_key=f"reminder:test:{number}")
+
+    assert emails_send_due() == 3
+
+    assert len(mail.outbox) == 3
+    assert ConnectionCountingBackend.opened == 1
 
 
 # A worker that died while sending
