@@ -7,12 +7,30 @@ module in the web process always binds to this configuration.
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("keyhouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender=None, **kwargs) -> None:
+    """Treat each task as Django treats a request: keep its thread's database connection
+    while it is younger than CONN_MAX_AGE and healthy, replace it otherwise.
+
+    Celery's Django fixup would instead close it before and after every task, a new
+    PostgreSQL connection (and server process) per task, unless CELERY_DB_REUSE_MAX is set,
+    which the settings do. Tasks run eagerly (in tests) are left alone, as the fixup does.
+    """
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 def enqueue(task_name: str, *args, countdown: float | None = None) -> bool:

@@ -204,6 +204,9 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# config.celery_app keeps CONN_MAX_AGE instead, as for requests.
+CELERY_DB_REUSE_MAX = 1000
 
 # Verification with Stripe: attempts and back-off (exponential with jitter) for answers that
 # may change on a retry (429, 5xx, timeouts, refused connections).
