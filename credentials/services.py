@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -361,28 +361,34 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
 
 def _helpdesk_flags(credential: Credential) -> list[str]:
     """Return what the helpdesk should look at. The merchant is never told about others."""
-    flags = []
     active_elsewhere = (
         Credential.objects.active()
         .filter(fingerprint=credential.fingerprint)
         .exclude(merchant_id=credential.merchant_id)
     )
-    if active_elsewhere.exists():
-        flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)
-    if credential.account_id:
-        other_mode_accounts = (
-            Credential.objects.active()
-            .filter(
-                merchant_id=credential.merchant_id,
-                provider=credential.provider,
-                verification_state=VerificationState.VERIFIED,
-            )
-            .exclude(mode=credential.mode)
-            .exclude(account_id="")
-            .exclude(account_id=credential.account_id)
+    other_mode_accounts = (
+        Credential.objects.active()
+        .filter(
+            merchant_id=credential.merchant_id,
+            provider=credential.provider,
+            verification_state=VerificationState.VERIFIED,
         )
-        if other_mode_accounts.exists():
-            flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
+        .exclude(mode=credential.mode)
+        .exclude(account_id="")
+        .exclude(account_id=credential.account_id)
+    )
+    # Both questions in one query: the worker asks them for every key it decides.
+    duplicate, mismatch = (
+        Credential.objects.filter(pk=credential.pk)
+        .annotate(duplicate=Exists(active_elsewhere), mismatch=Exists(other_mode_accounts))
+        .values_list("duplicate", "mismatch")
+        .get()
+    )
+    flags = []
+    if duplicate:
+        flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)
+    if mismatch and credential.account_id:
+        flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
     if credential.limited_permissions:
         flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
     return [str(flag) for flag in flags]

@@ -137,12 +137,7 @@ def emails_enqueue(
     other sends them meanwhile; if this worker dies first, the sweep sends them once the
     claim has lapsed. A failed send is retried by the sweep either way.
     """
-    existing = set(
-        OutgoingEmail.objects.filter(
-            dedupe_key__in=[email.dedupe_key for email in emails]
-        ).values_list("dedupe_key", flat=True)
-    )
-    new = [email for email in emails if email.dedupe_key not in existing]
+    new = list(emails)
     if not new:
         return []
     if send_in_process:
@@ -150,10 +145,11 @@ def emails_enqueue(
         for email in new:
             email.next_attempt_at, email.attempts = lease_until, 1
     try:
+        # The common case, none stored before, in one insert.
         with transaction.atomic():
             OutgoingEmail.objects.bulk_create(new)
     except IntegrityError:
-        # Stored by someone else since the check above: store the others one by one.
+        # Some were stored before (the event is processed again): store the others.
         new = [email for email in new if _store_unless_duplicate(email)]
     if send_in_process and new:
         transaction.on_commit(lambda: _deliver(new))
