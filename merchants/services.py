@@ -222,12 +222,18 @@ def _deliver(emails: list[OutgoingEmail]) -> int:
     connection = get_connection()
     try:
         connection.open()
-        for email in emails:
-            connection.send_messages([_message(email)])
-            sent.append(email)
     except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent
-        failed = [(email, error) for email in emails if email not in sent]
-    finally:
+        failed = [(email, error) for email in emails]
+    else:
+        for email in emails:
+            # Each mail is its own attempt: a message the server refuses (a 4xx for that
+            # recipient, say) does not hold back the others.
+            try:
+                connection.send_messages([_message(email)])
+            except Exception as error:  # noqa: BLE001  retried, never marked sent
+                failed.append((email, error))
+            else:
+                sent.append(email)
         with suppress(Exception):
             connection.close()
     sent_at = timezone.now()

@@ -99,6 +99,18 @@ class HangsUpAfterOneBackend(EmailBackend):
         return super().send_messages(messages)
 
 
+class RefusesFirstMessageBackend(EmailBackend):
+    """A mail server that answers "451 try again later" to the first message it is given."""
+
+    refused = False
+
+    def send_messages(self, messages):
+        if not type(self).refused:
+            type(self).refused = True
+            raise smtplib.SMTPDataError(451, b"4.3.0 Try again later")
+        return super().send_messages(messages)
+
+
 @pytest.fixture
 def flaky_mail_server(settings):
     """Return a function that makes the mail server fail its next `failures` sends."""
@@ -432,6 +444,23 @@ def test_when_the_server_hangs_up_mid_batch_only_the_accepted_mail_is_marked_sen
     assert emails_send_due() == 1
     assert emails_send_due() == 0
     assert len(mail.outbox) == 2
+    assert stored(second).state == OutgoingEmail.State.SENT
+
+
+def test_a_message_the_server_refuses_does_not_hold_back_the_next_one(
+    settings, credential, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = f"{BACKENDS}.RefusesFirstMessageBackend"
+    RefusesFirstMessageBackend.refused = False
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = emails_enqueue(
+            [compose(credential, "batch:1"), compose(credential, "batch:2")],
+            send_in_process=True,
+        )
+
+    assert [m.subject for m in mail.outbox] == [second.subject]
+    first = stored(first)
+    assert (first.state, first.last_error) == (OutgoingEmail.State.PENDING, "SMTPDataError")
     assert stored(second).state == OutgoingEmail.State.SENT
 
 
