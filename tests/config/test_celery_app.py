@@ -14,7 +14,12 @@ from config.celery_app import app
 from credentials.tasks import verify_credential
 from teams.models import User
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: as every transactional test here, so the data migrations' rows (the
+# helpdesk groups) are put back the same way after the flush.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 class _Request:
