@@ -7,12 +7,13 @@ after the injected latency L, and sends the outcome mails, right after committin
 to an SMTP sink. The fake Stripe and the sink stand for the world outside the machine and run
 in a third process (tests/benchmarks/outside.py).
 
-Each latency gets three runs: a backlog (every submission queued first, then a worker
-started) measures how many verifications per second the worker alone can do; a burst (every
-submission back to back while the worker runs) the same with the submitting client competing
-for the cores; and a sustained run, submitting at the target throughput 0.8 x C/L, the time
-from submission to the helpdesk's mail under that load. Side by side, the baseline: the same
-submit view, verifying with Stripe before it answers, as a synchronous admin form would.
+Each latency gets three runs: a backlog (every submission queued while the warmed-up worker
+is paused, then the worker resumed) measures how many verifications per second the worker
+alone can do; a burst (every submission back to back while the worker runs) the same with
+the submitting client competing for the cores; and a sustained run, submitting at the target
+throughput 0.8 x C/L, the time from submission to the helpdesk's mail under that load.
+Side by side, the baseline: the same submit view, verifying with Stripe before it answers,
+as a synchronous admin form would.
 
 Needs PostgreSQL and Redis (worker threads write concurrently); without them the section says
 why it was skipped. Every wait is bounded, and what did not finish in time is reported.
@@ -20,13 +21,13 @@ why it was skipped. Every wait is bounded, and what did not finish in time is re
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import types
 from collections import Counter
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -264,11 +265,12 @@ def _pipeline_run(
     interval: float,
     how_sent: str,
     count: int = SUBMISSIONS,
+    backlog: bool = False,
 ) -> Run:
     """Submit `count` keys, one every `interval` seconds, and wait for them to be verified.
 
-    With `worker` None, a backlog run: every key is queued first, then a worker process is
-    started to empty the queue, and its throughput counts from its first claim.
+    A backlog run pauses the (warm) worker process while every key is queued, then lets it
+    empty the queue; its throughput counts from its first claim.
     """
     from credentials.models import Credential
     from merchants.models import OutgoingEmail
@@ -279,24 +281,24 @@ def _pipeline_run(
     urls = [reverse("credentials:submit", kwargs={"slug": m.slug}) for m in merchants]
     ideal = count / run.limit_per_second
     allowed = max(SETTLE_FLOOR_SECONDS, SETTLE_FACTOR * ideal)
-    backlog = worker is None
-    with ExitStack() as stack:
-        usage = None if backlog else _Usage(worker, outside)
-        try:
-            started_at = _submit(run, client, urls, interval)
-        except Exception as error:  # noqa: BLE001  reported in the section instead
-            run.failures.append(f"submit view: {_describe(error)}")
-            run.unfinished = f"a submission failed after {len(run.requests.samples)}"
-            return run
+    usage = _Usage(worker, outside)
+    if backlog:
+        worker.pause()
+    try:
+        started_at = _submit(run, client, urls, interval)
+    except Exception as error:  # noqa: BLE001  reported in the section instead
+        run.failures.append(f"submit view: {_describe(error)}")
+        run.unfinished = f"a submission failed after {len(run.requests.samples)}"
+        return run
+    finally:
         if backlog:
-            worker = stack.enter_context(ProcessWorker(outside))
-            _first_claim(merchants, time.monotonic() + allowed)
-            usage = _Usage(worker, outside)
-        decided, helpdesk, unsent = _settle(merchants, count, time.monotonic() + allowed)
-        usage.record(run, count)
-        run.failures += worker.new_errors()
-    if backlog and worker.stop_problem:
-        run.failures.append(f"worker process: {worker.stop_problem}")
+            worker.resume()
+    if backlog:
+        _first_claim(merchants, time.monotonic() + allowed)
+        usage = _Usage(worker, outside)
+    decided, helpdesk, unsent = _settle(merchants, count, time.monotonic() + allowed)
+    usage.record(run, count)
+    run.failures += worker.new_errors()
     if decided < count or helpdesk < count or unsent:
         run.unfinished = (
             f"not finished {allowed:.0f} s after the last submission: {decided} of "
@@ -427,6 +429,13 @@ class ProcessWorker:
 
     def cpu_seconds(self) -> float:
         return _process_cpu_seconds(self.process.pid)
+
+    def pause(self) -> None:
+        """Stop the process where it is (SIGSTOP): warm, with its connections open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def new_errors(self) -> list[str]:
         """Return the ERROR lines the worker logged since the last call."""
@@ -662,9 +671,10 @@ def _report(
             "through the stripe SDK against the fake Stripe (HTTP on 127.0.0.1) and sends the "
             "outcome mails right after committing the outcome, to an SMTP sink on 127.0.0.1. "
             "The fake Stripe and the sink stand for the world outside the machine and run in a "
-            "third process. Three runs per latency: a backlog (every submission queued first, "
-            "then a worker started: how fast the worker alone empties a queue, counted from its "
-            "first claim), a burst (submissions back to back while the worker runs) and a "
+            "third process. Three runs per latency: a backlog (every submission queued while the "
+            "warmed-up worker is paused with SIGSTOP, then resumed: how fast the worker alone "
+            "empties a queue, counted from its first claim), a burst (submissions back to back "
+            "while the worker runs) and a "
             f"sustained run (submissions at {SUSTAINED_LOAD} {TIMES} C/L, the target "
             "throughput: what a submitter waits at that load). Submit → decided is the key's "
             "`checked_at` and submit → helpdesk mail the helpdesk mail's `sent_at`, each minus "
@@ -704,12 +714,19 @@ def _report(
 
 
 def _planned_runs(latency: float):
-    """Yield (label, interval, how submissions were sent) for the runs at `latency`."""
+    """Yield (label, interval, how submissions were sent, backlog) for the runs at `latency`."""
     limit = CONCURRENCY / latency
+    yield (
+        f"backlog, L = {_ms(latency)} ms",
+        0.0,
+        f"{SUBMISSIONS} POSTs queued while the worker is paused",
+        True,
+    )
     yield (
         f"burst, L = {_ms(latency)} ms",
         0.0,
         f"{SUBMISSIONS} POSTs back to back, one client thread",
+        False,
     )
     interval = 1 / (SUSTAINED_LOAD * limit)
     yield (
@@ -717,6 +734,7 @@ def _planned_runs(latency: float):
         interval,
         f"one POST every {interval * 1000:.0f} ms ({SUSTAINED_LOAD} {TIMES} C/L), "
         "one client thread",
+        False,
     )
 
 
@@ -741,7 +759,7 @@ def _measure(latency: float) -> tuple[Run, list[Run], int]:
                 how_sent=warmup.how_sent,
                 count=WARMUP_SUBMISSIONS,
             )
-            for label, interval, how_sent in _planned_runs(latency) if warmup.ok else ():
+            for label, interval, how_sent, backlog in _planned_runs(latency) if warmup.ok else ():
                 runs.append(
                     _pipeline_run(
                         worker,
@@ -750,24 +768,13 @@ def _measure(latency: float) -> tuple[Run, list[Run], int]:
                         latency=latency,
                         interval=interval,
                         how_sent=how_sent,
+                        backlog=backlog,
                     )
                 )
                 if runs[-1].failures:
                     break  # The same failure 200 times more would tell nothing new.
         if worker.stop_problem:
             warmup.failures.append(f"worker process: {worker.stop_problem}")
-        if warmup.ok and not any(run.failures for run in runs):
-            runs.insert(
-                0,
-                _pipeline_run(
-                    None,
-                    outside,
-                    f"backlog, L = {_ms(latency)} ms",
-                    latency=latency,
-                    interval=0.0,
-                    how_sent=f"{SUBMISSIONS} POSTs queued, then a worker started",
-                ),
-            )
         _purge_queue()
     return baseline, runs if warmup.ok else [warmup, *runs], outside.received
 
