@@ -332,6 +332,11 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
     credential.verification_next_attempt_at = None
     credential.checked_at = decided_at
     credential.helpdesk_flags = _helpdesk_flags(credential)
+    if HelpdeskFlag.DUPLICATE_ELSEWHERE in credential.helpdesk_flags:
+        fingerprint, merchant_id = credential.fingerprint, credential.merchant_id
+        transaction.on_commit(
+            lambda: _flag_duplicates_elsewhere(fingerprint=fingerprint, merchant_id=merchant_id)
+        )
     if credential.acknowledged_at is None:
         credential.followup_due_at = decided_at + timedelta(seconds=settings.FOLLOWUP_AFTER)
     credential.next_reverify_at = (
@@ -392,6 +397,28 @@ def _helpdesk_flags(credential: Credential) -> list[str]:
     if credential.limited_permissions:
         flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
     return [str(flag) for flag in flags]
+
+
+def _flag_duplicates_elsewhere(*, fingerprint: str, merchant_id: int) -> None:
+    """Flag the other merchants' active keys with this fingerprint as well, so the helpdesk
+    sees the duplicate from both sides, not only on the key verified last.
+
+    Run after the verification committed, one key per transaction: no worker ever holds the
+    locks of two keys at once, so two verifications of the same key cannot deadlock.
+    """
+    flag = str(HelpdeskFlag.DUPLICATE_ELSEWHERE)
+    others = (
+        Credential.objects.active()
+        .filter(fingerprint=fingerprint)
+        .exclude(merchant_id=merchant_id)
+        .values_list("pk", flat=True)
+    )
+    for pk in list(others):
+        with transaction.atomic():
+            other = Credential.objects.select_for_update().defer("secret").filter(pk=pk).first()
+            if other is not None and other.is_active and flag not in other.helpdesk_flags:
+                other.helpdesk_flags = [*other.helpdesk_flags, flag]
+                other.save(update_fields=["helpdesk_flags"])
 
 
 def _notify_outcome(credential: Credential, *, replaced=()) -> None:

@@ -16,7 +16,7 @@ from credentials.models import Credential, HelpdeskFlag, LifecycleState
 from credentials.services import credential_verify
 from merchants.models import OutgoingEmail
 from merchants.services import HELPDESK_SUBMISSION
-from tests.factories import fake_key
+from tests.factories import CredentialFactory, MerchantFactory, fake_key
 
 CREDENTIALS = reverse("admin:credentials_credential_changelist")
 FLAG_LABEL = "The same key is active at another merchant"
@@ -107,7 +107,29 @@ def assert_says_nothing_of_the_other_merchant(texts, other_merchant, other_owner
 def test_key_active_at_another_merchant_is_flagged_when_verified(ours, theirs):
     assert ours.helpdesk_flags == [HelpdeskFlag.DUPLICATE_ELSEWHERE]
     assert ours.verification_state == "verified"
-    assert theirs.helpdesk_flags == []
+
+
+def test_the_other_merchants_key_is_flagged_too_once_the_duplicate_is_verified(ours, theirs):
+    theirs.refresh_from_db()
+
+    assert theirs.helpdesk_flags == [HelpdeskFlag.DUPLICATE_ELSEWHERE]
+    assert theirs.verification_state == "verified"  # nothing else about it changed
+
+
+def test_the_other_merchants_key_is_flagged_once_however_many_duplicates_follow(
+    ours, theirs, secret, member_factory, client_for, django_capture_on_commit_callbacks
+):
+    third_owner = member_factory(MerchantFactory(name="Demo Deli", slug="demo-deli"), "owner")
+    third_merchant = third_owner.memberships.get().merchant
+    assert submit(client_for(third_owner), third_merchant, secret).status_code == 302
+    third = Credential.objects.get(merchant=third_merchant)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        credential_verify(credential_id=third.pk)
+
+    for key in (theirs, ours, third):
+        key.refresh_from_db()
+        assert key.helpdesk_flags == [HelpdeskFlag.DUPLICATE_ELSEWHERE]
 
 
 def test_admin_change_page_shows_the_flag_in_words(helpdesk_client, ours):
@@ -130,16 +152,29 @@ def test_admin_list_marks_the_flagged_key_in_the_flagged_column(helpdesk_client,
     body = response.content.decode()
     assert ">Flagged<" in body
     assert 'alt="True"' in flagged_cell(changelist_row(body, ours))
+    assert 'alt="True"' in flagged_cell(changelist_row(body, theirs))
+
+
+def test_admin_list_shows_an_unflagged_key_as_not_flagged(helpdesk_client, theirs):
+    body = helpdesk_client.get(CREDENTIALS).content.decode()
+
     assert 'alt="False"' in flagged_cell(changelist_row(body, theirs))
 
 
-def test_admin_flagged_for_a_look_filter_lists_only_the_flagged_key(helpdesk_client, ours, theirs):
+def test_admin_flagged_for_a_look_filter_lists_only_the_flagged_keys(helpdesk_client, ours, theirs):
+    # Another merchant's own key, not a duplicate: verified and not flagged.
+    unflagged = CredentialFactory(verification_state="verified")
+
     everything = helpdesk_client.get(CREDENTIALS)
     flagged = helpdesk_client.get(CREDENTIALS, {"flagged": "yes"})
 
     assert "Flagged for a look" in everything.content.decode()
-    assert {c.pk for c in everything.context["cl"].result_list} == {ours.pk, theirs.pk}
-    assert [c.pk for c in flagged.context["cl"].result_list] == [ours.pk]
+    assert {c.pk for c in everything.context["cl"].result_list} == {
+        ours.pk,
+        theirs.pk,
+        unflagged.pk,
+    }
+    assert {c.pk for c in flagged.context["cl"].result_list} == {ours.pk, theirs.pk}
 
 
 def test_helpdesk_mail_carries_the_flag(ours, secret):
@@ -246,6 +281,7 @@ def test_key_retired_at_the_other_merchant_is_not_flagged(
     credential_verify(credential_id=credential.pk)
 
     assert Credential.objects.get(pk=credential.pk).helpdesk_flags == []
+    assert Credential.objects.get(pk=theirs.pk).helpdesk_flags == []
 
 
 def test_different_keys_at_two_merchants_are_not_flagged(theirs, merchant, owner_client):
