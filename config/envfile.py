@@ -1,7 +1,8 @@
 """Write `.env` with freshly generated secrets, once.
 
-Run by `make run` before anything imports the settings. An existing `.env` is never touched:
-it may hold keys that already encrypt stored secrets, and losing them loses the data.
+Run by `make run` before anything imports the settings, and by the local settings when they
+start without one (`python manage.py …` on a fresh checkout). An existing `.env` is never
+touched: it may hold keys that already encrypt stored secrets, and losing them loses the data.
 """
 
 import argparse
@@ -30,6 +31,21 @@ def generated_env() -> str:
     )
 
 
+def write_env_file(path: Path) -> bool:
+    """Write a new `.env` at `path` unless a file is already there; return True if written."""
+    try:
+        # Created exclusively and private from the first byte: no moment when another user
+        # could read it, and no overwriting a file that appeared since anyone looked.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as env_file:
+        env_file.write(generated_env())
+    # The mode given to os.open() is narrowed by the umask, never widened; make it exact.
+    path.chmod(0o600)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write `.env` at `--path` unless a file is already there; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -39,18 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.key:
         print(Fernet.generate_key().decode())
         return 0
-    try:
-        # Created exclusively and private from the first byte: no moment when another user
-        # could read it, and no overwriting a file that appeared since anyone looked.
-        fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if write_env_file(args.path):
+        print(
+            f"Wrote {args.path.name} with new secrets (DEMO_PASSWORD is the demo users' password)."
+        )
+    else:
         print(f"{args.path.name} exists; keeping it.")
-        return 0
-    with os.fdopen(fd, "w", encoding="utf-8") as env_file:
-        env_file.write(generated_env())
-    # The mode given to os.open() is narrowed by the umask, never widened; make it exact.
-    args.path.chmod(0o600)
-    print(f"Wrote {args.path.name} with new secrets (DEMO_PASSWORD is the demo users' password).")
     return 0
 
 

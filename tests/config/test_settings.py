@@ -244,6 +244,46 @@ def test_env_file_fills_what_the_environment_leaves_unset(local_environment, tmp
     assert values == {"HELPDESK_EMAIL": "a@x.test", "SITE_URL": "https://portal.example.test"}
 
 
+def test_local_settings_on_a_fresh_checkout_write_the_env_file_and_start(
+    local_environment, tmp_path
+):
+    env_file = tmp_path / "fresh.env"
+    local_environment["KEYHOUSE_ENV_FILE"] = str(env_file)
+    for name in ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEY", "CREDENTIAL_FINGERPRINT_KEY"):
+        del local_environment[name]
+
+    result = run_python(["manage.py", "makemigrations", "--check", "--dry-run"], local_environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert "DJANGO_SECRET_KEY=" in env_file.read_text()
+    assert read_settings(local_environment, "DEBUG") == {"DEBUG": True}
+
+
+def test_local_settings_keep_an_existing_env_file(local_environment, tmp_path):
+    env_file = tmp_path / "kept.env"
+    env_file.write_text("HELPDESK_EMAIL=a@x.test\n")
+    local_environment["KEYHOUSE_ENV_FILE"] = str(env_file)
+    del local_environment["DJANGO_SECRET_KEY"]
+
+    result = run_python(["-c", "import django; django.setup()"], local_environment)
+
+    assert "ImproperlyConfigured" in result.stderr  # no secret key in it: refused, not replaced
+    assert env_file.read_text() == "HELPDESK_EMAIL=a@x.test\n"
+
+
+def test_local_settings_write_nothing_when_the_environment_has_the_secrets(
+    local_environment, tmp_path
+):
+    env_file = tmp_path / "absent.env"
+    local_environment["KEYHOUSE_ENV_FILE"] = str(env_file)
+
+    read_settings(local_environment, "DEBUG")
+
+    assert not env_file.exists()
+
+
 # Encryption keys.
 
 
