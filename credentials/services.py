@@ -224,7 +224,8 @@ def _claim_for_verification(credential_id: int, now) -> Credential | None:
     return credential
 
 
-@sensitive_variables("secret")
+# The claimed credential holds the decrypted secret: kept out of error reports.
+@sensitive_variables("credential")
 def credential_verify(*, credential_id: int) -> VerifyResult:
     """Verify one credential with Stripe and record what was learned. Idempotent.
 
@@ -239,26 +240,10 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
     if credential is None:
         return VerifyResult(state="skipped")
     claimed_at = credential.verification_claimed_at
-    secret = credential.secret
-    facts: AccountFacts | None = None
-    code = "verified"
-    transient = False
-    try:
-        facts = stripe_account_facts(secret)
-    except KeyRefused as refusal:
-        code = refusal.code
-    except StripeUnavailable as unavailable:
-        code, transient = unavailable.code, True
-    del secret
+    facts, code, transient = _ask_stripe(credential.secret)
 
     with transaction.atomic():
-        credential = (
-            # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
-            Credential.objects.select_for_update(of=("self",))
-            .select_related("merchant", "submitted_by")
-            .defer("secret")
-            .get(pk=credential_id)
-        )
+        credential = _locked_for_recording(credential_id)
         # Skipped when another worker took the claim over, or when the key was revoked or
         # superseded while Stripe was being asked: no outcome mail for a key that is gone.
         if (
@@ -301,6 +286,31 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
         )
         _notify_outcome(credential, replaced=replaced)
     return VerifyResult(state=credential.verification_state)
+
+
+@sensitive_variables("secret")
+def _ask_stripe(secret: str) -> tuple[AccountFacts | None, str, bool]:
+    """Ask Stripe about `secret`, outside any transaction; return (facts, code, transient):
+    the facts and "verified" when the key works, else None, our code for the refusal or the
+    outage, and whether trying again later could help."""
+    try:
+        return stripe_account_facts(secret), "verified", False
+    except KeyRefused as refusal:
+        return None, refusal.code, False
+    except StripeUnavailable as unavailable:
+        return None, unavailable.code, True
+
+
+def _locked_for_recording(credential_id: int) -> Credential:
+    """Return the credential locked for recording what Stripe said, with what its mails
+    need; the secret is not read."""
+    return (
+        # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
+        Credential.objects.select_for_update(of=("self",))
+        .select_related("merchant", "submitted_by")
+        .defer("secret")
+        .get(pk=credential_id)
+    )
 
 
 def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
@@ -742,27 +752,17 @@ def credential_reverify(*, credential_id: int, now=None) -> str:
     secret = Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
     if not secret:
         return "not_due"
-    facts = None
-    refused_code = ""
-    try:
-        facts = stripe_account_facts(secret)
-    except KeyRefused as refusal:
-        refused_code = refusal.code
-    except StripeUnavailable:
+    facts, refused_code, transient = _ask_stripe(secret)
+    del secret
+    if transient:
         # Not the key's fault: check again in an hour rather than a day. Only if it is still
         # active and verified: a key revoked or replaced meanwhile is never checked again.
         Credential.objects.active().filter(
             pk=credential_id, verification_state=VerificationState.VERIFIED
         ).update(next_reverify_at=now + timedelta(hours=1))
         return "unavailable"
-    del secret
     with transaction.atomic():
-        credential = (
-            Credential.objects.select_for_update(of=("self",))
-            .select_related("merchant", "submitted_by")
-            .defer("secret")
-            .get(pk=credential_id)
-        )
+        credential = _locked_for_recording(credential_id)
         if not credential.is_active or credential.verification_state != VerificationState.VERIFIED:
             return "not_due"
         credential.checked_at = timezone.now()
