@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from config.admin import ReadOnlyModelAdmin
 from credentials.models import Credential, EncryptionCanary
 from credentials.services import credential_acknowledge, credential_reveal, credential_revoke
 
@@ -333,17 +334,9 @@ class CredentialAdmin(admin.ModelAdmin):
 
 
 @admin.register(EncryptionCanary)
-class EncryptionCanaryAdmin(admin.ModelAdmin):
+class EncryptionCanaryAdmin(ReadOnlyModelAdmin):
+    """Read-only: without the canary the system check has nothing known to decrypt."""
+
     list_display = ("pk", "created_at")
     exclude = ("value",)
     readonly_fields = ("created_at",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Without the canary the system check has nothing known to decrypt.
-        return False

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db import models
 from django.db.models import Count, Q
 
+from config.admin import ReadOnlyModelAdmin
 from merchants.models import Merchant, OutgoingEmail
 from teams.admin import MembershipAdminForm
 from teams.models import Membership, Role
@@ -56,7 +57,7 @@ class MerchantAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutgoingEmail)
-class OutgoingEmailAdmin(admin.ModelAdmin):
+class OutgoingEmailAdmin(ReadOnlyModelAdmin):
     """Mail the system sent or is trying to send, so operators can see what is stuck."""
 
     list_display = (
@@ -77,12 +78,3 @@ class OutgoingEmailAdmin(admin.ModelAdmin):
     @admin.display(description="To")
     def recipients(self, obj):
         return ", ".join(obj.to)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import Q
 
+from config.admin import ReadOnlyModelAdmin
 from teams.models import AuditEvent, Invitation, Membership, Role, User
 from teams.permissions import CATALOGUE
 
@@ -119,9 +120,10 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyModelAdmin):
     """Invitations are sent and revoked from the portal, where the team rules apply; the
-    admin shows them."""
+    admin shows them. Deleting one would bypass the revocation's audit event and erase who
+    invited whom."""
 
     list_display = ("email", "merchant", "role", "state_label", "invited_by", "expires_at")
     list_select_related = ("merchant", "role", "invited_by")
@@ -137,19 +139,9 @@ class InvitationAdmin(admin.ModelAdmin):
     def state_label(self, obj):
         return obj.get_state_display()
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Deleting would bypass the revocation's audit event and erase who invited whom.
-        return False
-
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     """The whole audit trail, read-only: nobody edits or deletes events through the app."""
 
     list_display = ("occurred_at", "actor_label", "merchant", "action", "target", "ip")
@@ -164,12 +156,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="Who", ordering="actor_email")
     def actor_label(self, obj):
         return obj.actor_email or "Keyhouse"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
