@@ -17,9 +17,14 @@ from django.utils.text import slugify
 from config.celery_app import enqueue
 from credentials.models import Credential, LifecycleState
 from merchants.models import Merchant, OutgoingEmail
-from teams.models import Role
-from teams.permissions import OWNER
-from teams.services import membership_create
+from teams.models import AuditEvent, Role
+from teams.permissions import EDIT_MERCHANT_PROFILE, OWNER
+from teams.services import (
+    audit_record,
+    audits_refusals,
+    membership_create,
+    require_permission,
+)
 
 
 @transaction.atomic
@@ -65,15 +70,11 @@ SWEEP_BATCH = 500
 PROFILE_FIELDS = ("contact_email", "contact_phone", "website", "country", "requested_integrations")
 
 
+@audits_refusals(lambda kw: kw["merchant"])
 @transaction.atomic
 def merchant_update_profile(*, merchant: Merchant, actor, request=None, **changes) -> Merchant:
     """Change the merchant's contact details and requested integrations."""
-    from teams.models import AuditEvent
-    from teams.permissions import EDIT_MERCHANT_PROFILE
-    from teams.services import TeamRuleViolation, audit_record
-
-    if not actor.has_perm(EDIT_MERCHANT_PROFILE, merchant):
-        raise TeamRuleViolation("Your role in this merchant does not allow this.")
+    require_permission(actor, EDIT_MERCHANT_PROFILE, merchant)
     changed = {}
     for field in PROFILE_FIELDS:
         if field in changes and getattr(merchant, field) != changes[field]:

@@ -47,7 +47,8 @@ def _refuse(message: str | None) -> None:
         raise TeamRuleViolation(message)
 
 
-def _require(actor, perm: str, merchant) -> None:
+def require_permission(actor, perm: str, merchant) -> None:
+    """Refuse (TeamRuleViolation) unless `actor`'s role in `merchant` grants `perm`."""
     if not actor.has_perm(perm, merchant):
         raise TeamRuleViolation("Your role in this merchant does not allow this.")
 
@@ -87,7 +88,7 @@ def audit_record(
     )
 
 
-def _audits_refusals(merchant_of):
+def audits_refusals(merchant_of):
     """Decorate a service so that a refusal by the team rules is audited as action_refused.
 
     The event is written outside the service's own transaction (which the refusal rolls
@@ -153,12 +154,12 @@ def _refuse_last_owner(membership, verb: str) -> None:
         )
 
 
-@_audits_refusals(lambda kw: kw["membership"].merchant)
+@audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_change_role(*, membership: Membership, role: Role, actor, request=None):
     """Give `membership` another role, within the team rules."""
     merchant = membership.merchant
-    _require(actor, MANAGE_MEMBER_ROLES, merchant)
+    require_permission(actor, MANAGE_MEMBER_ROLES, merchant)
     _lock_team(merchant)
     membership = Membership.objects.select_related("user", "role", "merchant").get(pk=membership.pk)
     _refuse(refusal_to_manage_member(actor, membership))
@@ -182,12 +183,12 @@ def membership_change_role(*, membership: Membership, role: Role, actor, request
     return membership
 
 
-@_audits_refusals(lambda kw: kw["membership"].merchant)
+@audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor, request=None) -> None:
     """Remove another member from the team, within the team rules."""
     merchant = membership.merchant
-    _require(actor, MANAGE_MEMBER_ROLES, merchant)
+    require_permission(actor, MANAGE_MEMBER_ROLES, merchant)
     _lock_team(merchant)
     membership = Membership.objects.select_related("user", "role", "merchant").get(pk=membership.pk)
     _refuse(refusal_to_manage_member(actor, membership))
@@ -205,7 +206,7 @@ def membership_remove(*, membership: Membership, actor, request=None) -> None:
     )
 
 
-@_audits_refusals(lambda kw: kw["membership"].merchant)
+@audits_refusals(lambda kw: kw["membership"].merchant)
 @transaction.atomic
 def membership_leave(*, membership: Membership, actor, request=None) -> None:
     """Let a member leave a merchant; the last Owner cannot."""
@@ -246,11 +247,11 @@ def _clean_role_name(merchant, name: str, *, exclude_pk=None) -> str:
     return name
 
 
-@_audits_refusals(lambda kw: kw["merchant"])
+@audits_refusals(lambda kw: kw["merchant"])
 @transaction.atomic
 def role_create(*, merchant, name: str, description: str, permissions, actor, request=None):
     """Create a custom role of `merchant` with `permissions` (`app_label.codename` strings)."""
-    _require(actor, MANAGE_CUSTOM_ROLES, merchant)
+    require_permission(actor, MANAGE_CUSTOM_ROLES, merchant)
     perms = frozenset(permissions)
     _refuse(refusal_to_define_role(actor, merchant, perms))
     role = Role(merchant=merchant, name=_clean_role_name(merchant, name), description=description)
@@ -274,14 +275,14 @@ def role_create(*, merchant, name: str, description: str, permissions, actor, re
     return role
 
 
-@_audits_refusals(lambda kw: kw["role"].merchant)
+@audits_refusals(lambda kw: kw["role"].merchant)
 @transaction.atomic
 def role_update(*, role: Role, name: str, description: str, permissions, actor, request=None):
     """Change a custom role's name, description and permissions. Default roles never change."""
     merchant = role.merchant
     if role.is_default or merchant is None:
         raise TeamRuleViolation("Default roles cannot be changed.")
-    _require(actor, MANAGE_CUSTOM_ROLES, merchant)
+    require_permission(actor, MANAGE_CUSTOM_ROLES, merchant)
     _lock_team(merchant)
     perms = frozenset(permissions)
     _refuse(refusal_to_define_role(actor, merchant, perms, role=role))
@@ -302,14 +303,14 @@ def role_update(*, role: Role, name: str, description: str, permissions, actor, 
     return role
 
 
-@_audits_refusals(lambda kw: kw["role"].merchant)
+@audits_refusals(lambda kw: kw["role"].merchant)
 @transaction.atomic
 def role_delete(*, role: Role, actor, request=None) -> None:
     """Delete a custom role nobody holds; refuse, naming its members, while it is in use."""
     merchant = role.merchant
     if role.is_default or merchant is None:
         raise TeamRuleViolation("Default roles cannot be deleted.")
-    _require(actor, MANAGE_CUSTOM_ROLES, merchant)
+    require_permission(actor, MANAGE_CUSTOM_ROLES, merchant)
     _lock_team(merchant)
     holders = list(
         Membership.objects.filter(role=role).select_related("user").order_by("user__email")
@@ -372,11 +373,11 @@ def _issue_token(invitation: Invitation) -> str:
     return token
 
 
-@_audits_refusals(lambda kw: kw["merchant"])
+@audits_refusals(lambda kw: kw["merchant"])
 @transaction.atomic
 def invitation_create(*, merchant, email: str, role: Role, actor, request=None) -> Invitation:
     """Invite `email` to join `merchant` with `role`; the mail goes out after commit."""
-    _require(actor, INVITE_MEMBERS, merchant)
+    require_permission(actor, INVITE_MEMBERS, merchant)
     _refuse(refusal_to_grant(actor, merchant, role))
     email = get_user_model().objects.normalize_email(email.strip()).lower()
     if Membership.objects.filter(merchant=merchant, user__email__iexact=email).exists():
@@ -413,7 +414,7 @@ def invitation_create(*, merchant, email: str, role: Role, actor, request=None) 
     return invitation
 
 
-@_audits_refusals(lambda kw: kw["invitation"].merchant)
+@audits_refusals(lambda kw: kw["invitation"].merchant)
 @transaction.atomic
 def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitation:
     """Send a pending or expired invitation again, with a new link valid for another 10 days.
@@ -421,7 +422,7 @@ def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitat
     The previous link stops working: only the newest mail opens the invitation.
     """
     merchant = invitation.merchant
-    _require(actor, INVITE_MEMBERS, merchant)
+    require_permission(actor, INVITE_MEMBERS, merchant)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:
         raise TeamRuleViolation("This invitation was already used or revoked.")
@@ -440,12 +441,12 @@ def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitat
     return invitation
 
 
-@_audits_refusals(lambda kw: kw["invitation"].merchant)
+@audits_refusals(lambda kw: kw["invitation"].merchant)
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor, request=None) -> None:
     """Withdraw an invitation: its link stops working at once."""
     merchant = invitation.merchant
-    _require(actor, INVITE_MEMBERS, merchant)
+    require_permission(actor, INVITE_MEMBERS, merchant)
     updated = Invitation.objects.open().filter(pk=invitation.pk).update(revoked_at=timezone.now())
     if not updated:
         raise TeamRuleViolation("This invitation was already used or revoked.")
@@ -472,7 +473,7 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
-@_audits_refusals(_merchant_of_token)
+@audits_refusals(_merchant_of_token)
 @transaction.atomic
 def invitation_accept(*, token: str, user, request=None) -> Membership:
     """Make `user` a member through the invitation whose link carries `token`.
@@ -511,7 +512,7 @@ def invitation_accept(*, token: str, user, request=None) -> Membership:
     return membership
 
 
-@_audits_refusals(_merchant_of_token)
+@audits_refusals(_merchant_of_token)
 @transaction.atomic
 def user_create_from_invitation(*, token: str, full_name: str, password: str, request=None):
     """Create the invited person's account (email from the invitation) and accept it."""

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from merchants.services import merchant_update_profile
 from teams.models import AuditEvent, Invitation, Membership, Role
 from teams.permissions import (
     CATALOGUE,
@@ -25,7 +26,7 @@ from teams.permissions import (
     VIEW_MERCHANT,
     VIEW_TEAM,
 )
-from teams.services import audit_record, invitation_create, role_create
+from teams.services import TeamRuleViolation, audit_record, invitation_create, role_create
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory, default_role, fake_key
 
@@ -300,6 +301,25 @@ def test_changing_the_merchant_profile_is_recorded_with_what_changed(
 
 
 # Denied access -------------------------------------------------------------------------
+
+
+def test_a_profile_change_the_role_does_not_allow_is_refused_unchanged_and_audited(
+    merchant, member_factory
+):
+    developer = member_factory(merchant, "developer")
+
+    with pytest.raises(TeamRuleViolation):
+        merchant_update_profile(merchant=merchant, actor=developer, country="FR")
+
+    merchant.refresh_from_db()
+    assert merchant.country != "FR"
+    assert not AuditEvent.objects.filter(action=Action.MERCHANT_PROFILE_CHANGED).exists()
+    event = the_event(Action.ACTION_REFUSED)
+    assert (event.actor, event.merchant, event.target) == (
+        developer,
+        merchant,
+        "merchant_update_profile",
+    )
 
 
 def test_a_member_refused_a_page_gets_403_and_an_access_denied_event(
