@@ -143,42 +143,34 @@ def credential(db):
     return CredentialFactory(verification_state=VerificationState.VERIFIED)
 
 
-def enqueue(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER):
-    return email_enqueue(
-        dedupe_key=dedupe_key,
-        kind=kind,
-        to=[settings.HELPDESK_EMAIL],
-        template="helpdesk_reminder",
-        context={
+def reminder(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER) -> dict:
+    """Return the arguments of a reminder mail about `credential`."""
+    return {
+        "dedupe_key": dedupe_key,
+        "kind": kind,
+        "to": [settings.HELPDESK_EMAIL],
+        "template": "helpdesk_reminder",
+        "context": {
             "credential": credential,
             "merchant": credential.merchant,
             "number": 1,
             "admin_url": "http://testserver/admin/",
         },
-        merchant=credential.merchant,
-        credential=credential,
-    )
+        "merchant": credential.merchant,
+        "credential": credential,
+    }
+
+
+def enqueue(credential, **mail) -> OutgoingEmail | None:
+    return email_enqueue(**reminder(credential, **mail))
+
+
+def compose(credential, dedupe_key: str) -> OutgoingEmail:
+    return email_compose(**reminder(credential, dedupe_key=dedupe_key))
 
 
 def stored(email) -> OutgoingEmail:
     return OutgoingEmail.objects.get(pk=email.pk)
-
-
-def compose(credential, dedupe_key: str) -> OutgoingEmail:
-    return email_compose(
-        dedupe_key=dedupe_key,
-        kind=HELPDESK_REMINDER,
-        to=[settings.HELPDESK_EMAIL],
-        template="helpdesk_reminder",
-        context={
-            "credential": credential,
-            "merchant": credential.merchant,
-            "number": 1,
-            "admin_url": "http://testserver/admin/",
-        },
-        merchant=credential.merchant,
-        credential=credential,
-    )
 
 
 # Stored once
