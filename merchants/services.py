@@ -272,15 +272,26 @@ def _on_sent(emails: list[OutgoingEmail], sent_at) -> None:
 
 
 def emails_send_due() -> int:
-    """Send every unsent mail whose time has come (new, or due for a retry); return how many."""
+    """Send every unsent mail whose time has come (new, or due for a retry); return how many.
+
+    The due mails are claimed together: locked with SKIP LOCKED (a sweep running at the same
+    time takes others) and leased in one update, then sent over one connection.
+    """
     now = timezone.now()
-    due = OutgoingEmail.objects.filter(
-        state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
-    ).values_list("pk", flat=True)[:SWEEP_BATCH]
-    claimed = [pk for pk in list(due) if _claim(pk, now)]
-    if not claimed:
+    with transaction.atomic():
+        due = list(
+            OutgoingEmail.objects.select_for_update(skip_locked=True)
+            .filter(state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now)
+            .order_by("pk")[:SWEEP_BATCH]
+        )
+        OutgoingEmail.objects.filter(pk__in=[email.pk for email in due]).update(
+            next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1
+        )
+    if not due:
         return 0
-    return _deliver(list(OutgoingEmail.objects.filter(pk__in=claimed).order_by("pk")))
+    for email in due:
+        email.attempts += 1
+    return _deliver(due)
 
 
 HELPDESK_SUBMISSION = "helpdesk_submission"
