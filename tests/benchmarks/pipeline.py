@@ -47,6 +47,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 # BENCH_C and BENCH_L (latencies in seconds, comma-separated) change them for exploring; the
 # report says which were used.
 CONCURRENCY = int(os.environ.get("BENCH_C", "8"))
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1"))
 LATENCIES = tuple(float(v) for v in os.environ.get("BENCH_L", "0.2,0.5").split(","))
 SUBMISSIONS = 200
 BASELINE_SUBMISSIONS = 50
@@ -116,6 +117,7 @@ class Run:
     # CPU seconds per submission: Keyhouse's (this process, which submits as the web process
     # would, and the worker process) and the outside world's (fake Stripe and sink).
     cpu_keyhouse: float = 0.0
+    cpu_worker: float = 0.0
     cpu_outside: float = 0.0
     # The share of the machine's cores in use during the run, whoever used them (PostgreSQL
     # and Redis included).
@@ -235,11 +237,14 @@ class _Usage:
 
     def __init__(self, worker, outside):
         self.worker, self.outside = worker, outside
-        self.keyhouse = time.process_time() + worker.cpu_seconds()
+        self.worker_cpu = worker.cpu_seconds()
+        self.keyhouse = time.process_time() + self.worker_cpu
         self.outside_cpu, self.machine = outside.cpu_seconds(), _machine_jiffies()
 
     def record(self, run: Run, count: int) -> None:
-        run.cpu_keyhouse = (time.process_time() + self.worker.cpu_seconds() - self.keyhouse) / count
+        worker_cpu = self.worker.cpu_seconds()
+        run.cpu_keyhouse = (time.process_time() + worker_cpu - self.keyhouse) / count
+        run.cpu_worker = (worker_cpu - self.worker_cpu) / count
         run.cpu_outside = (self.outside.cpu_seconds() - self.outside_cpu) / count
         busy, total = (
             after - before for after, before in zip(_machine_jiffies(), self.machine, strict=True)
@@ -381,22 +386,27 @@ def _machine_jiffies() -> tuple[int, int]:
 
 
 class ProcessWorker:
-    """`celery worker -P threads -c C` in a process of its own, as deployed.
+    """`celery worker -P threads -c C` in a process of its own, as deployed; or, with
+    `processes` > 1, that many such workers sharing the C threads between them (C / processes
+    each), as an operator would scale out on a machine with more than one core.
 
-    It runs the benchmark's settings (tests/benchmarks/worker_settings.py) and writes its log
-    to a temporary file, read for errors after each run.
+    Each runs the benchmark's settings (tests/benchmarks/worker_settings.py) and writes its
+    log to a temporary file, read for errors after each run.
     """
 
-    def __init__(self, outside: "Outside"):
+    def __init__(self, outside: "Outside", processes: int = 1):
+        if CONCURRENCY % processes:
+            raise ValueError(f"{CONCURRENCY} threads do not divide among {processes} processes")
         self.outside = outside
-        self.process: subprocess.Popen | None = None
+        self.count = processes
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list = []
         self.stop_problem = ""
-        self._log_offset = 0
+        self._log_offsets: list[int] = []
 
     def __enter__(self):
         from config.celery_app import app
 
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log")
         queue = app.conf.task_default_queue
         env = {
             **os.environ,
@@ -407,47 +417,60 @@ class ProcessWorker:
             "BENCH_EMAIL_PORT": str(self.outside.smtp_port),
             "LOG_LEVEL": "WARNING",
         }
-        command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker"]
-        command += ["-P", "threads", "-c", str(CONCURRENCY), "-Q", queue]
-        command += ["-n", f"bench-{os.getpid()}@%h", "--loglevel", "WARNING"]
-        command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-        self.process = subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        for index in range(self.count):
+            log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log")
+            command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker"]
+            command += ["-P", "threads", "-c", str(CONCURRENCY // self.count), "-Q", queue]
+            command += ["-n", f"bench-{os.getpid()}-{index}@%h", "--loglevel", "WARNING"]
+            command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+            self.processes.append(
+                subprocess.Popen(
+                    command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+            self.logs.append(log)
+            self._log_offsets.append(0)
         return self
 
     def __exit__(self, *exc):
         # SIGTERM is Celery's warm shutdown: running tasks finish, reserved ones go back.
-        self.process.terminate()
-        try:
-            self.process.wait(WORKER_SHUTDOWN_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(WORKER_SHUTDOWN_SECONDS)
-            self.stop_problem = f"did not stop within {WORKER_SHUTDOWN_SECONDS:.0f} s: killed"
-        self.log.close()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(WORKER_SHUTDOWN_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(WORKER_SHUTDOWN_SECONDS)
+                self.stop_problem = f"did not stop within {WORKER_SHUTDOWN_SECONDS:.0f} s: killed"
+        for log in self.logs:
+            log.close()
 
     def cpu_seconds(self) -> float:
-        return _process_cpu_seconds(self.process.pid)
+        return sum(_process_cpu_seconds(process.pid) for process in self.processes)
 
     def pause(self) -> None:
-        """Stop the process where it is (SIGSTOP): warm, with its connections open."""
-        self.process.send_signal(signal.SIGSTOP)
+        """Stop the processes where they are (SIGSTOP): warm, with their connections open."""
+        for process in self.processes:
+            process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
+        for process in self.processes:
+            process.send_signal(signal.SIGCONT)
 
     def new_errors(self) -> list[str]:
-        """Return the ERROR lines the worker logged since the last call."""
-        with open(self.log.name, "rb") as log:
-            log.seek(self._log_offset)
-            text = log.read()
-            self._log_offset = log.tell()
-        lines = text.decode(errors="replace").splitlines()
-        errors = [f"worker process: {line[:200]}" for line in lines if " ERROR " in line]
-        if self.process.poll() is not None:
-            last = lines[-1][:200] if lines else "no output"
-            errors.append(f"worker process exited with {self.process.returncode}: {last}")
+        """Return the ERROR lines the workers logged since the last call."""
+        errors = []
+        for index, (process, log) in enumerate(zip(self.processes, self.logs, strict=True)):
+            with open(log.name, "rb") as text_file:
+                text_file.seek(self._log_offsets[index])
+                text = text_file.read()
+                self._log_offsets[index] = text_file.tell()
+            lines = text.decode(errors="replace").splitlines()
+            errors += [f"worker process: {line[:200]}" for line in lines if " ERROR " in line]
+            if process.poll() is not None:
+                last = lines[-1][:200] if lines else "no output"
+                errors.append(f"worker process exited with {process.returncode}: {last}")
         return errors
 
 
@@ -528,7 +551,8 @@ def _run_row(run: Run) -> str:
         f"{_pct(run.requests, 50)} | {_pct(run.requests, 95)} | "
         f"{_pct(run.to_decided, 50)} | {_pct(run.to_decided, 95)} | "
         f"{_pct(run.to_mail, 50)} | {_pct(run.to_mail, 95)} | {throughput} | "
-        f"{run.cpu_keyhouse * 1000:.0f} | {run.cpu_outside * 1000:.0f} | "
+        f"{run.cpu_keyhouse * 1000:.0f} ({run.cpu_worker * 1000:.0f}) | "
+        f"{run.cpu_outside * 1000:.0f} | "
         f"{run.machine_busy:.0%} |"
     )
 
@@ -627,9 +651,10 @@ def _interpretation(runs: list[Run], baselines: dict[float, Run]) -> str:
                 f"{sustained.arrival_per_second:.1f} submissions per s arriving one by one "
                 f"(p95 submit → decided {_ms(sustained.to_decided.percentile(95))} ms) but "
                 f"empties a backlog at only {backlog.verified_per_second:.1f} per s: with all "
-                f"{CONCURRENCY} threads busy at once, their CPU phases (about "
-                f"{backlog.cpu_keyhouse * 1000:.0f} ms per key, in one interpreter) and round "
-                "trips to PostgreSQL and the mail server wait behind each other."
+                f"{CONCURRENCY} threads busy at once, their CPU phases (the worker used "
+                f"{backlog.cpu_worker * 1000:.0f} ms of CPU per key, in one interpreter) and "
+                "round trips to PostgreSQL and the mail server wait behind each other. The "
+                "Celery ceiling section shows what that much CPU per task allows."
             )
     text.append(
         "The backlog runs measure the worker alone, which is what the throughput target is "
@@ -652,6 +677,18 @@ def _interpretation(runs: list[Run], baselines: dict[float, Run]) -> str:
     return "Reading: " + " ".join(text)
 
 
+def _worker_description() -> str:
+    if PROCESSES == 1:
+        return (
+            f"C = {CONCURRENCY} worker threads (`celery worker -P threads -c {CONCURRENCY}` in "
+            "a process of its own"
+        )
+    return (
+        f"C = {CONCURRENCY} worker threads over {PROCESSES} worker processes (`celery worker "
+        f"-P threads -c {CONCURRENCY // PROCESSES}` each, set by BENCH_PROCESSES"
+    )
+
+
 def _report(
     runs: list[Run], baselines: dict[float, Run], *, sink_received: int, load: tuple[float, float]
 ) -> str:
@@ -662,8 +699,7 @@ def _report(
     problems = _problems(runs, baselines)
     return "\n".join(
         [
-            f"C = {CONCURRENCY} worker threads (`celery worker -P threads -c {CONCURRENCY}` in a "
-            "process of its own, prefetch multiplier 1, acks late); L = the latency the fake "
+            f"{_worker_description()}, prefetch multiplier 1, acks late); L = the latency the fake "
             "Stripe adds to every reply; C/L = the most verifications per second C threads can "
             f"do when each waits L for Stripe. Each run: {SUBMISSIONS} submissions (one per "
             "merchant) through the real submit view (Django test client in the benchmark's "
@@ -680,15 +716,16 @@ def _report(
             "`checked_at` and submit → helpdesk mail the helpdesk mail's `sent_at`, each minus "
             "the start of its submit request; verifications per s is the submissions over the "
             "time from the first submit (in a backlog, the first claim) to the last key "
-            "decided. CPU per submission: Keyhouse's (the submitting process and the worker) "
-            "and the outside world's (fake Stripe and sink); machine busy: the share of both "
-            "cores in use during the run, by any process (PostgreSQL and Redis included). "
+            "decided. CPU per submission: Keyhouse's (the submitting process and the worker; "
+            "in brackets the worker alone) and the outside world's (fake Stripe and sink); "
+            "machine busy: the share of both cores in use during the run, by any process "
+            "(PostgreSQL and Redis included). "
             f"1-minute load average before and after: {load[0]:.1f}, {load[1]:.1f}.",
             "",
             "| run | how submissions were sent | arrivals per s | submit p50 ms | "
             "submit p95 ms | submit → decided p50 ms | p95 ms | submit → helpdesk mail "
             "p50 ms | p95 ms | verifications per s | ÷ C/L | CPU ms per submission, Keyhouse "
-            "| CPU ms, outside | machine busy |",
+            "(worker) | CPU ms, outside | machine busy |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
             "| ---: | ---: |",
             *(_run_row(run) for run in runs),
@@ -749,7 +786,7 @@ def _measure(latency: float) -> tuple[Run, list[Run], int]:
     with Outside(latency) as outside:
         baseline = _baseline_run(latency)
         _purge_queue()
-        with ProcessWorker(outside) as worker:
+        with ProcessWorker(outside, PROCESSES) as worker:
             warmup = _pipeline_run(
                 worker,
                 outside,
