@@ -10,12 +10,12 @@ def main() -> int:
 
     django.setup()
 
-    from tests.benchmarks import pipeline, portal
+    from tests.benchmarks import ceiling, pipeline, portal
     from tests.benchmarks.harness import broker_queue, test_database, write_report
 
     sections = []
     with test_database(), broker_queue():
-        for module in (portal, pipeline):
+        for module in (portal, pipeline, ceiling):
             print(f"bench: {module.__name__} …", flush=True)
             sections.append(module.run())
     report = write_report(sections)

@@ -97,6 +97,19 @@ def broker_queue():
             print(f"bench: could not delete the queue {name} ({type(error).__name__})")
 
 
+def python_speed_ms() -> float:
+    """Return the best of five timings of a fixed pure-Python workload, in ms: the same
+    code on two machines, so that their benchmark results can be compared."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.thread_time()
+        total = 0
+        for number in range(1_000_000):
+            total += number % 7
+        best = min(best, time.thread_time() - started)
+    return best * 1000
+
+
 def machine_description() -> str:
     from django.db import connection
 
@@ -116,7 +129,8 @@ def machine_description() -> str:
         revision = "unknown"
     return (
         f"- Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}\n"
+        f"{platform.system()} {platform.release()}; one core's Python speed: "
+        f"{python_speed_ms():.1f} ms for a fixed loop (lower is faster; to compare machines)\n"
         f"- Database: {connection.vendor}; broker: "
         f"{os.environ.get('CELERY_BROKER_URL') or os.environ.get('REDIS_URL') or 'embedded'}\n"
         f"- Commit: {revision}; run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"

@@ -22,3 +22,5 @@ EMAIL_HOST_PASSWORD = ""
 EMAIL_USE_TLS = False
 EMAIL_USE_SSL = False
 EMAIL_TIMEOUT = 5
+# The synthetic task of the Celery ceiling benchmark.
+CELERY_IMPORTS = ["tests.benchmarks.ceiling"]
