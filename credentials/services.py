@@ -567,17 +567,25 @@ def _next_reverification(after: datetime) -> datetime:
     return after + timedelta(seconds=period + jitter)
 
 
-def _active_verified_others(credential: Credential):
+def _active_in_same_slot(credential: Credential):
+    """Return the merchant's other active keys for the same provider and mode, the keys a
+    roll replaces, without their secrets."""
     return (
         Credential.objects.active()
         .filter(
             merchant_id=credential.merchant_id,
             provider=credential.provider,
             mode=credential.mode,
-            verification_state=VerificationState.VERIFIED,
         )
         .exclude(pk=credential.pk)
         .defer("secret")
+    )
+
+
+def _active_verified_others(credential: Credential):
+    return (
+        _active_in_same_slot(credential)
+        .filter(verification_state=VerificationState.VERIFIED)
         .order_by("-submitted_at")
     )
 
@@ -587,16 +595,9 @@ def _supersede_older_keys(credential: Credential) -> list[Credential]:
     merchant, provider and mode become superseded and their secrets are erased. Hints,
     fingerprints and history stay. Return them."""
     older = list(
-        Credential.objects.select_for_update(of=("self",))
-        .active()
-        .filter(
-            merchant_id=credential.merchant_id,
-            provider=credential.provider,
-            mode=credential.mode,
-            submitted_at__lt=credential.submitted_at,
-        )
-        .exclude(pk=credential.pk)
-        .defer("secret")
+        _active_in_same_slot(credential)
+        .filter(submitted_at__lt=credential.submitted_at)
+        .select_for_update(of=("self",))
     )
     Credential.objects.filter(pk__in=[old.pk for old in older]).update(
         lifecycle_state=LifecycleState.SUPERSEDED,
