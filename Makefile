@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: help install run demo test lint format bench clean
+.PHONY: help install local-state run demo test lint format bench clean
 
 help:
 	@echo "make run    set up (venv, .env, database, demo data) and serve on http://127.0.0.1:$(PORT)"
@@ -27,10 +27,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-.env: | $(VENV)/.installed
-	$(BIN)/python -m config.envfile
+# `.env` (only if absent: it is never overwritten) and the folders under var/.
+local-state: install
+	$(BIN)/python -m core.envfile
 
-run: install .env
+run: local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
@@ -44,7 +45,7 @@ run: install .env
 # `make run` with a fake Stripe on 127.0.0.1:12111 instead of Stripe's API: for a demo without
 # a Stripe account or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are
 # rejected.
-demo: install .env
+demo: local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo

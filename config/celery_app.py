@@ -1,13 +1,14 @@
 """The Celery application, configured from Django settings (the `CELERY_` namespace).
 
-Tasks are declared with `@app.task` on this app (not `shared_task`), so that importing a tasks
-module in the web process always binds to this configuration.
+`config/__init__.py` imports this module, so every process that loads Django settings has this
+app as Celery's current app: the apps' tasks (`@shared_task`) and `core.queue.enqueue` bind to
+it without importing `config`, which sits above them.
 """
 
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -33,23 +34,11 @@ def _close_old_connections(sender=None, **kwargs) -> None:
     close_old_connections()
 
 
-def enqueue(task_name: str, *args, countdown: float | None = None) -> bool:
-    """Queue `task_name` with `args` (ids only); return False instead of raising if the broker
-    is unreachable.
+@worker_init.connect
+@beat_init.connect
+def _local_state(sender=None, **kwargs) -> None:
+    """Give a worker or beat started by hand on a fresh checkout its `.env` and `var/`, as
+    `manage.py` does (only with the local settings)."""
+    from core.envfile import local_state_ensure
 
-    Callers record what must happen in the database first; a sweep queues it again later, so
-    a broker outage delays work but never fails the request that caused it.
-    """
-    import logging
-
-    try:
-        app.send_task(task_name, args=args, countdown=countdown)
-    except Exception as error:  # noqa: BLE001  any broker failure; the sweep recovers
-        logging.getLogger(__name__).warning(
-            "Could not queue %s%s (%s); a periodic sweep will queue it again.",
-            task_name,
-            args,
-            type(error).__name__,
-        )
-        return False
-    return True
+    local_state_ensure()

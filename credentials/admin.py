@@ -10,9 +10,13 @@ from django.urls import path, reverse
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from config.admin import ReadOnlyModelAdmin
+from audit.refusals import holds
+from core.admin import ReadOnlyModelAdmin
 from credentials.models import Credential, EncryptionCanary
-from credentials.services import credential_acknowledge, credential_reveal, credential_revoke
+from credentials.services.helpdesk import credential_acknowledge
+from credentials.services.lifecycle import credential_revoke
+from credentials.services.reveal import credential_reveal
+from teams.permissions import HELPDESK_REVEAL_SECRETS
 
 
 class AcknowledgementFilter(admin.SimpleListFilter):
@@ -277,7 +281,7 @@ class CredentialAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": credential,
             "title": f"Reveal {credential.secret_hint}",
-            "can_reveal": request.user.has_perm("credentials.reveal_secret"),
+            "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
         }
         if request.method == "POST":
             try:
@@ -312,6 +316,13 @@ class CredentialAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:credentials_credential_change", args=[credential.pk])
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_changelist(self, request, **kwargs):
         return CredentialChangeList

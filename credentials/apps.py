@@ -6,4 +6,7 @@ class CredentialsConfig(AppConfig):
     verbose_name = "Keys"
 
     def ready(self):
-        from credentials import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, and the outbox hook that records when the helpdesk
+        # was told of a key.
+        from credentials import checks  # noqa: F401
+        from credentials.services import helpdesk  # noqa: F401

@@ -3,9 +3,9 @@
 from django import forms
 from django.forms.boundfield import BoundField
 
+from core.redaction import contains_secret
 from credentials.stripe_keys import (
     MAX_KEY_LENGTH,
-    SECRET_IN_TEXT,
     StripeKey,
     check_same_mode,
     parse_publishable_key,
@@ -16,7 +16,7 @@ from merchants.models import Integration
 
 def reject_key_in_text(value: str) -> None:
     """Raise ValidationError (code "key_in_note") if `value` holds a secret or restricted key."""
-    if SECRET_IN_TEXT.search(value):
+    if contains_secret(value):
         raise forms.ValidationError(
             "Remove the key from the note: notes are emailed to the helpdesk, so keys go only "
             "in the key fields above.",

@@ -77,3 +77,32 @@ def credential_last_retired(*, user, merchant, mode: str) -> Credential | None:
         .order_by("-lifecycle_changed_at", "-pk")
         .first()
     )
+
+
+class OnboardingStatus:
+    """Where a merchant stands, derived from its current keys and the helpdesk's progress."""
+
+    AWAITING_KEYS = "awaiting_keys", "Awaiting keys"
+    KEYS_SUBMITTED = "keys_submitted", "Keys submitted"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    VERIFIED = "verified", "Verified"
+    ENABLED = "enabled", "Enabled"
+
+
+def merchant_onboarding_status(*, current_credentials) -> tuple[str, str]:
+    """Return (code, label) of the onboarding status for the current key of each mode.
+
+    awaiting keys → keys submitted → verified | needs attention → enabled (every current key
+    verified and acknowledged by the helpdesk).
+    """
+    credentials = [credential for credential in current_credentials if credential is not None]
+    if not credentials:
+        return OnboardingStatus.AWAITING_KEYS
+    states = {credential.verification_state for credential in credentials}
+    if states & {VerificationState.REJECTED, VerificationState.UNREACHABLE}:
+        return OnboardingStatus.NEEDS_ATTENTION
+    if states & {VerificationState.PENDING, VerificationState.VERIFYING}:
+        return OnboardingStatus.KEYS_SUBMITTED
+    if all(credential.acknowledged_at for credential in credentials):
+        return OnboardingStatus.ENABLED
+    return OnboardingStatus.VERIFIED

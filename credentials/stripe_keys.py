@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from credentials.models import Kind
+
 MIN_BODY_LENGTH = 24
 MAX_KEY_LENGTH = 255
 
@@ -19,14 +21,10 @@ _QUOTES = frozenset("\"'`")
 # Fernet tokens start with version byte 0x80, which base64 writes as "gAAAAA".
 _FERNET_TOKEN = re.compile(r"^gAAAAA[A-Za-z0-9_\-]+=*$")
 
-# A secret or restricted key, or a Fernet token copied from the database, anywhere in free
-# text. Notes, reasons and audit events are checked against it: none of them may hold one.
-SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
-
+# A key's type: publishable, or one of the kinds a credential stores (the same enum as the
+# model's, from the parser to the database).
 PUBLISHABLE = "publishable"
-SECRET = "secret"  # noqa: S105  (a key type, not a password)
-RESTRICTED = "restricted"
-_TYPE_BY_PREFIX = {"pk": PUBLISHABLE, "sk": SECRET, "rk": RESTRICTED}
+_TYPE_BY_PREFIX = {"pk": PUBLISHABLE, "sk": Kind.SECRET, "rk": Kind.RESTRICTED}
 
 WHERE_TO_COPY = "Copy it from the Stripe dashboard (Developers → API keys)."
 
@@ -36,13 +34,18 @@ class StripeKey:
     """A well-formed Stripe key. Its repr never shows the key."""
 
     value: str
-    type: str
+    type: str  # PUBLISHABLE or a Kind
     mode: str
 
     def __repr__(self):
         return f"StripeKey(type={self.type!r}, mode={self.mode!r}, hint={self.hint!r})"
 
     __str__ = __repr__
+
+    @property
+    def kind(self) -> Kind:
+        """Return the stored kind of a secret or restricted key."""
+        return Kind(self.type)
 
     @property
     def prefix(self) -> str:
@@ -61,7 +64,7 @@ def parse_publishable_key(value: str) -> StripeKey:
 
 def parse_secret_key(value: str) -> StripeKey:
     """Return the secret or restricted key in `value`, or raise ValidationError."""
-    return _parse(value, wanted=(SECRET, RESTRICTED))
+    return _parse(value, wanted=(Kind.SECRET, Kind.RESTRICTED))
 
 
 def check_same_mode(*, publishable: StripeKey, secret: StripeKey) -> None:
@@ -165,4 +168,4 @@ def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
             "that it was copied in full (the dashboard's copy button copies all of it).",
             code="too_short",
         )
-    return StripeKey(value=value, type=key_type, mode=match["mode"])
+    return StripeKey(value=value, type=str(key_type), mode=match["mode"])

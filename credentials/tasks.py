@@ -4,29 +4,35 @@ Nothing secret goes in or out: arguments are ids, return values are None (Celery
 them), and the services raise nothing that carries a key.
 """
 
-from config.celery_app import app
-from credentials import services
+from celery import shared_task
+
+from credentials.services import helpdesk, lifecycle, verification
 
 
-@app.task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
 def verify_credential(self, credential_id: int) -> None:
-    result = services.credential_verify(credential_id=credential_id)
+    result = verification.credential_verify(credential_id=credential_id)
     if result.retry_in is not None:
         # A short countdown (seconds to minutes): safe on Redis, unlike a day-long one. If
         # this publish fails, the stale sweep queues the key again.
         raise self.retry(countdown=result.retry_in)
 
 
-@app.task(ignore_result=True)
+@shared_task(ignore_result=True)
 def verifications_requeue_stale() -> None:
-    services.verifications_requeue_stale()
+    verification.verifications_requeue_stale()
 
 
-@app.task(ignore_result=True)
+@shared_task(ignore_result=True)
 def reverifications_queue_due() -> None:
-    services.reverifications_queue_due()
+    lifecycle.reverifications_queue_due()
 
 
-@app.task(ignore_result=True, acks_late=True)
+@shared_task(ignore_result=True, acks_late=True)
 def reverify_credential(credential_id: int) -> None:
-    services.credential_reverify(credential_id=credential_id)
+    lifecycle.credential_reverify(credential_id=credential_id)
+
+
+@shared_task(ignore_result=True)
+def followups_send_due() -> None:
+    helpdesk.followups_send_due()

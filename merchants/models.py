@@ -1,6 +1,5 @@
 """The merchant: the tenant whose keys the helpdesk needs."""
 
-from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -55,69 +54,8 @@ class Merchant(models.Model):
         return self.name
 
     def get_absolute_url(self):
-        return reverse("merchants:detail", kwargs={"slug": self.slug})
+        return reverse("credentials:merchant", kwargs={"slug": self.slug})
 
     @property
     def requested_integration_labels(self) -> list[str]:
         return Integration.labels_for(self.requested_integrations)
-
-
-class OutgoingEmail(models.Model):
-    """A mail to send, written in the same transaction as the event it reports (an outbox).
-
-    The unique `dedupe_key` makes each mail exist once however often the event is processed
-    (a redelivered task, two sweeps at once); `sent_at` is set only after the mail server
-    accepted it, so a failed send is retried and never recorded as sent. The content is
-    rendered from templates that never receive a secret.
-    """
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Waiting to be sent"
-        SENT = "sent", "Sent"
-        CANCELLED = "cancelled", "Cancelled (no longer needed)"
-
-    dedupe_key = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=64)
-    merchant = models.ForeignKey(
-        Merchant, on_delete=models.CASCADE, null=True, blank=True, related_name="emails"
-    )
-    credential = models.ForeignKey(
-        "credentials.Credential",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="emails",
-    )
-    to = models.JSONField(default=list)
-    subject = models.CharField(max_length=255)
-    body_text = models.TextField()
-    body_html = models.TextField(blank=True)
-    urgent = models.BooleanField(
-        default=False, help_text="Sent with high-priority headers (a compromised key)."
-    )
-    state = models.CharField(max_length=16, choices=State, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
-    last_error = models.CharField(
-        max_length=255, blank=True, help_text="The exception class of the last failed send."
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="email_due")]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(state__in=["pending", "cancelled"], sent_at__isnull=True)
-                | models.Q(state="sent", sent_at__isnull=False),
-                name="email_sent_at_iff_sent",
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.subject} → {', '.join(self.to)}"
-
-    @property
-    def from_email(self) -> str:
-        return settings.DEFAULT_FROM_EMAIL

@@ -1,18 +1,21 @@
-"""Reads of merchant data, always scoped to the acting member."""
+"""Reads of merchants, always scoped to the acting member.
 
-from django.db.models import QuerySet
+Membership is asked through the relation's name (`memberships__user`), so this app needs
+nothing from teams, which sits above it.
+"""
+
+from django.db.models import F, QuerySet
 from django.http import Http404
 
 from merchants.models import Merchant
-from teams.models import Membership
 
 
-def memberships_for_user(*, user) -> QuerySet[Membership]:
-    """Return the user's memberships with their merchant and role, merchants by name."""
+def merchant_list_for_member(*, user) -> QuerySet[Merchant]:
+    """Return the merchants `user` belongs to, by name, each with `role_name`: their role."""
     return (
-        Membership.objects.filter(user=user)
-        .select_related("merchant", "role")
-        .order_by("merchant__name", "merchant__pk")
+        Merchant.objects.filter(memberships__user=user)
+        .annotate(role_name=F("memberships__role__name"))
+        .order_by("name", "pk")
     )
 
 
@@ -26,36 +29,11 @@ def merchant_get_for_member(*, user, slug: str) -> Merchant:
         raise Http404("No such merchant.")
     try:
         return Merchant.objects.get(slug=slug, memberships__user=user)
-    except Merchant.DoesNotExist:
+    except (Merchant.DoesNotExist, ValueError):
         raise Http404("No such merchant.") from None
 
 
-class OnboardingStatus:
-    """Where a merchant stands, derived from its current keys and the helpdesk's progress."""
-
-    AWAITING_KEYS = "awaiting_keys", "Awaiting keys"
-    KEYS_SUBMITTED = "keys_submitted", "Keys submitted"
-    NEEDS_ATTENTION = "needs_attention", "Needs attention"
-    VERIFIED = "verified", "Verified"
-    ENABLED = "enabled", "Enabled"
-
-
-def merchant_onboarding_status(*, current_credentials) -> tuple[str, str]:
-    """Return (code, label) of the onboarding status for the current key of each mode.
-
-    awaiting keys → keys submitted → verified | needs attention → enabled (every current key
-    verified and acknowledged by the helpdesk).
-    """
-    from credentials.models import VerificationState
-
-    credentials = [credential for credential in current_credentials if credential is not None]
-    if not credentials:
-        return OnboardingStatus.AWAITING_KEYS
-    states = {credential.verification_state for credential in credentials}
-    if states & {VerificationState.REJECTED, VerificationState.UNREACHABLE}:
-        return OnboardingStatus.NEEDS_ATTENTION
-    if states & {VerificationState.PENDING, VerificationState.VERIFYING}:
-        return OnboardingStatus.KEYS_SUBMITTED
-    if all(credential.acknowledged_at for credential in credentials):
-        return OnboardingStatus.ENABLED
-    return OnboardingStatus.VERIFIED
+def merchant_get_by_slug(*, slug: str) -> Merchant | None:
+    """Return the merchant `slug` whoever asks, or None: only to say whose audit trail records
+    a refused attempt, never to show it."""
+    return Merchant.objects.filter(slug=slug).first()

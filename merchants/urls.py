@@ -6,6 +6,5 @@ app_name = "merchants"
 
 urlpatterns = [
     path("", views.DashboardView.as_view(), name="dashboard"),
-    path("m/<slug:slug>/", views.MerchantDetailView.as_view(), name="detail"),
     path("m/<slug:slug>/profile/", views.MerchantProfileEditView.as_view(), name="profile"),
 ]

@@ -2,10 +2,12 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
-from django.db.models import Q
+from django.db import models
+from django.db.models import Count, Q
 
-from config.admin import ReadOnlyModelAdmin
-from teams.models import AuditEvent, Invitation, Membership, Role, User
+from core.admin import ReadOnlyModelAdmin
+from merchants.models import Merchant
+from teams.models import Invitation, Membership, Role, User
 from teams.permissions import CATALOGUE
 
 
@@ -140,19 +142,49 @@ class InvitationAdmin(ReadOnlyModelAdmin):
         return obj.get_state_display()
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyModelAdmin):
-    """The whole audit trail, read-only: nobody edits or deletes events through the app."""
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    form = MembershipAdminForm
+    extra = 0
+    autocomplete_fields = ("user",)
+    fields = ("user", "role", "joined_at")
+    readonly_fields = ("joined_at",)
 
-    list_display = ("occurred_at", "actor_label", "merchant", "action", "target", "ip")
-    list_select_related = ("actor", "merchant")
-    list_filter = ("action", ("merchant", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("actor_email", "target", "merchant__name", "merchant__slug")
-    date_hierarchy = "occurred_at"
-    ordering = ("-occurred_at", "-pk")
-    readonly_fields = [field.name for field in AuditEvent._meta.fields]
-    show_full_result_count = False
+    def get_queryset(self, request):
+        # Each row prints the membership (user, merchant and role): one query for all rows.
+        return super().get_queryset(request).select_related("user", "merchant", "role")
 
-    @admin.display(description="Who", ordering="actor_email")
-    def actor_label(self, obj):
-        return obj.actor_email or "Keyhouse"
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        role = formset.form.base_fields.get("role")
+        if role is not None:
+            # Offer the default roles and this merchant's own, never another merchant's.
+            role.queryset = Role.objects.available_to(obj)
+        return formset
+
+
+@admin.register(Merchant)
+class MerchantAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "contact_email", "country", "active_keys", "created_at")
+    search_fields = ("name", "slug", "contact_email")
+    list_filter = ("country",)
+    prepopulated_fields = {"slug": ("name",)}
+    # Merchants type their address without a scheme; assume https, not Django 5's http.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    inlines = (MembershipInline,)
+    ordering = ("name",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                active_key_count=Count(
+                    "credentials", filter=Q(credentials__lifecycle_state="active")
+                )
+            )
+        )
+
+    @admin.display(description="Active keys", ordering="active_key_count")
+    def active_keys(self, obj):
+        return obj.active_key_count

@@ -1,4 +1,11 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_helpdesk_groups(sender, **kwargs):
+    from teams.helpdesk import helpdesk_groups_ensure
+
+    helpdesk_groups_ensure()
 
 
 class TeamsConfig(AppConfig):
@@ -6,4 +13,7 @@ class TeamsConfig(AppConfig):
     verbose_name = "Teams and access"
 
     def ready(self):
-        from teams import signals  # noqa: F401  (connects the sign-in audit receivers)
+        # After each app's migrations (and flush): the last run, after every app's
+        # permissions exist, leaves the groups matching the code. Connected here, not
+        # imported at module level: the app registry is not ready while apps.py loads.
+        post_migrate.connect(_ensure_helpdesk_groups, dispatch_uid="ensure_helpdesk_groups")

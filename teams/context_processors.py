@@ -2,6 +2,8 @@
 
 from django.utils.functional import SimpleLazyObject
 
+from teams.selectors import membership_list_for_user
+
 
 def merchant_switcher(request):
     """Give templates `my_memberships`, queried only if a page shows it."""
@@ -10,8 +12,6 @@ def merchant_switcher(request):
         return {}
 
     def memberships():
-        from merchants.selectors import memberships_for_user
-
-        return list(memberships_for_user(user=user))
+        return list(membership_list_for_user(user=user))
 
     return {"my_memberships": SimpleLazyObject(memberships)}

@@ -1,13 +1,13 @@
-"""Forms of the team pages. They offer only what the acting member may give."""
+"""Forms of the team pages. They offer only what the acting member may give; the services
+refuse anything else."""
 
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 
-from teams.models import AuditEvent, Role
-from teams.permissions import CATALOGUE, refusal_to_grant
-
-# The code of refusals that come from the team rules (audited by the views).
-TEAM_RULE = "team_rule"
+from audit.models import AuditEvent
+from teams.models import Role
+from teams.permissions import CATALOGUE
+from teams.rules import refusal_to_grant
 
 
 class RoleChoiceField(forms.ModelChoiceField):
@@ -20,8 +20,8 @@ class _RoleFormMixin:
         super().__init__(*args, **kwargs)
         self.actor, self.merchant = actor, merchant
         # Only roles the actor may give are offered, but any role of this merchant is a known
-        # answer: one the actor may not give is refused with the reason (clean_role), not as
-        # an unknown choice. Another merchant's role stays unknown. The service checks again.
+        # answer: one the actor may not give reaches the service, which refuses it with the
+        # reason and audits the attempt. Another merchant's role stays an unknown choice.
         field = self.fields["role"]
         field.queryset = Role.objects.available_to(merchant).order_by("merchant_id", "pk")
         field.choices = [
@@ -29,13 +29,6 @@ class _RoleFormMixin:
             for role in field.queryset.prefetch_related("permissions__content_type")
             if refusal_to_grant(actor, merchant, role) is None
         ]
-
-    def clean_role(self):
-        role = self.cleaned_data["role"]
-        refusal = refusal_to_grant(self.actor, self.merchant, role)
-        if refusal:
-            raise forms.ValidationError(refusal, code=TEAM_RULE)
-        return role
 
 
 class InvitationForm(_RoleFormMixin, forms.Form):

@@ -1,14 +1,25 @@
-"""The catalogue of merchant permissions and the default roles built from it.
+"""The catalogue of permissions, merchant and helpdesk, and the default roles built from it.
 
-Permissions are Django permissions (`app_label.codename`) declared on the models' Meta. They
-are asked per merchant: `user.has_perm(VIEW_KEYS, merchant)`, answered by
-`teams.backends.MerchantRoleBackend` from the member's role in that merchant.
+Permissions are Django permissions (`app_label.codename`) declared on the models' Meta. Merchant
+permissions are asked per merchant: `user.has_perm(VIEW_KEYS, merchant)`, answered by
+`teams.backends.MerchantRoleBackend` from the member's role in that merchant. Helpdesk
+permissions are global, held through the helpdesk's Django groups (`teams.helpdesk`). Every
+service asks them through `audit.refusals.authorize`; the team rules that go beyond one
+permission are in `teams.rules`.
 """
 
 from dataclasses import dataclass
 
-VIEW_MERCHANT = "merchants.access_merchant"
-EDIT_MERCHANT_PROFILE = "merchants.edit_merchant_profile"
+from merchants.permissions import (
+    EDIT_MERCHANT_PROFILE,
+    HELPDESK_ADD_MERCHANTS,
+    HELPDESK_EDIT_MERCHANTS,
+    HELPDESK_VIEW_MERCHANTS,
+    VIEW_MERCHANT,
+)
+
+# Merchant permissions ------------------------------------------------------------------
+# Asked per merchant (`user.has_perm(VIEW_KEYS, merchant)`), answered by the member's role.
 VIEW_KEYS = "credentials.view_key_status"
 SUBMIT_KEYS = "credentials.submit_keys"
 REVOKE_KEYS = "credentials.revoke_keys"
@@ -16,6 +27,27 @@ VIEW_TEAM = "teams.view_team"
 INVITE_MEMBERS = "teams.invite_members"
 MANAGE_MEMBER_ROLES = "teams.manage_member_roles"
 MANAGE_CUSTOM_ROLES = "teams.manage_custom_roles"
+
+
+# Helpdesk permissions -------------------------------------------------------------------
+# Global: from the staff user's groups, never from a membership.
+HELPDESK_VIEW_KEYS = "credentials.view_credential"
+HELPDESK_WORK_QUEUE = "credentials.change_credential"  # acknowledge, revoke, verify again
+HELPDESK_REVEAL_SECRETS = "credentials.reveal_secret"
+HELPDESK_VIEW_MAIL = "mail.view_outgoingemail"
+HELPDESK_VIEW_AUDIT = "audit.view_auditevent"
+HELPDESK_VIEW_TEAMS = ("teams.view_membership", "teams.view_role", "teams.view_invitation")
+HELPDESK_VIEW_USERS = "teams.view_user"
+HELPDESK_MANAGE_USERS = "teams.change_user"
+
+# Declared by the merchant app, which sits below teams; part of this catalogue all the same.
+__all__ = [
+    "EDIT_MERCHANT_PROFILE",
+    "HELPDESK_ADD_MERCHANTS",
+    "HELPDESK_EDIT_MERCHANTS",
+    "HELPDESK_VIEW_MERCHANTS",
+    "VIEW_MERCHANT",
+]
 
 
 @dataclass(frozen=True)
@@ -100,114 +132,3 @@ DEFAULT_ROLES: tuple[DefaultRole, ...] = (
     ),
     DefaultRole("view-only", "View only", "Sees the merchant's page.", frozenset({VIEW_MERCHANT})),
 )
-
-
-# Predicates ------------------------------------------------------------------------------
-# Each returns None when the action is allowed, or the sentence that says why not. Services
-# enforce them; views and templates ask them to hide what is not allowed.
-
-
-def permission_objects(perms) -> list:
-    """Return the auth Permission rows named by `app_label.codename` strings (missing ones are
-    left out)."""
-    from django.contrib.auth.models import Permission
-    from django.db.models import Q
-
-    if not perms:
-        return []
-    query = Q()
-    for perm in perms:
-        app_label, codename = perm.split(".", 1)
-        query |= Q(content_type__app_label=app_label, codename=codename)
-    return list(Permission.objects.filter(query))
-
-
-def role_permission_names(role) -> frozenset[str]:
-    """Return the role's permissions as `app_label.codename` strings."""
-    return frozenset(
-        f"{app_label}.{codename}"
-        for app_label, codename in role.permissions.values_list(
-            "content_type__app_label", "codename"
-        )
-    )
-
-
-def held_permissions(user, merchant) -> frozenset[str]:
-    """Return the merchant permissions `user` holds through their role there."""
-    return frozenset(perm for perm in ALL_MERCHANT_PERMISSIONS if user.has_perm(perm, merchant))
-
-
-def _labels(perms) -> str:
-    return ", ".join(CATALOGUE_BY_PERM[perm].label for perm in sorted(perms, key=_catalogue_order))
-
-
-def _catalogue_order(perm: str) -> int:
-    return [entry.perm for entry in CATALOGUE].index(perm)
-
-
-def is_owner(user, merchant) -> bool:
-    from teams.models import Membership
-
-    return Membership.objects.filter(
-        user=user, merchant=merchant, role__merchant__isnull=True, role__slug=OWNER
-    ).exists()
-
-
-def refusal_to_grant(actor, merchant, role) -> str | None:
-    """Why `actor` may not give `role` (by invitation or role change) in `merchant`, or None."""
-    if role.merchant_id not in (None, merchant.pk):
-        return "Choose a default role or one of this merchant's own custom roles."
-    if role.is_owner and not is_owner(actor, merchant):
-        return "Only an Owner can make someone else an Owner."
-    missing = role_permission_names(role) - held_permissions(actor, merchant)
-    if missing:
-        return (
-            f"You cannot give the role “{role.name}”: it includes permissions you do not hold "
-            f"({_labels(missing)})."
-        )
-    return None
-
-
-def refusal_to_manage_member(actor, membership) -> str | None:
-    """Why `actor` may not change or remove `membership`, or None."""
-    merchant = membership.merchant
-    if membership.user_id == actor.pk:
-        return "You cannot change your own role or remove yourself here; ask another manager."
-    if membership.role.is_owner and not is_owner(actor, merchant):
-        return "Only an Owner can change or remove an Owner."
-    missing = role_permission_names(membership.role) - held_permissions(actor, merchant)
-    if missing:
-        return (
-            f"{membership.user.email} holds permissions you do not ({_labels(missing)}), so "
-            "you cannot change their membership."
-        )
-    return None
-
-
-def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
-    """Why `actor` may not create (or, with `role`, edit) a custom role with `perms`, or None."""
-    unknown = set(perms) - ALL_MERCHANT_PERMISSIONS
-    if unknown:
-        return "Choose permissions from the list."
-    if not perms:
-        return "Choose at least one permission: a role without any would open nothing."
-    if VIEW_MERCHANT not in perms:
-        return (
-            "Include “View merchant”: every other permission is used through the merchant's "
-            "pages, and a member who cannot open them could not even leave."
-        )
-    missing = set(perms) - held_permissions(actor, merchant)
-    if missing:
-        return f"You cannot give a role permissions you do not hold ({_labels(missing)})."
-    if role is not None:
-        from teams.models import Membership
-
-        if Membership.objects.filter(user=actor, merchant=merchant, role=role).exists():
-            return "You hold this role, so you cannot change it; ask another manager."
-        missing_now = role_permission_names(role) - held_permissions(actor, merchant)
-        if missing_now:
-            return (
-                f"This role includes permissions you do not hold ({_labels(missing_now)}), so "
-                "you cannot change it."
-            )
-    return None

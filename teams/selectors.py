@@ -1,21 +1,33 @@
-"""Reads of teams, roles, invitations and the audit trail, scoped to one merchant.
+"""Reads of teams, roles and invitations, scoped to one merchant.
 
 Objects are reached by id only through these functions: an id of another merchant's
 member, role or invitation is a 404, never a 403 that would confirm it exists.
 """
 
-from django.db.models import Count, Prefetch, QuerySet
+import hashlib
+
+from django.contrib.auth.models import Permission
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 
-from teams.models import AuditEvent, Invitation, Membership, Role
+from teams.models import Invitation, Membership, Role
 
 
-def members_of(*, merchant) -> QuerySet[Membership]:
+def membership_list(*, merchant) -> QuerySet[Membership]:
     """Return the merchant's members with their user, role and merchant, by email."""
     return (
         Membership.objects.filter(merchant=merchant)
         .select_related("user", "role", "merchant")
         .order_by("user__email")
+    )
+
+
+def membership_list_for_user(*, user) -> QuerySet[Membership]:
+    """Return the user's memberships with their merchant and role, merchants by name."""
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("merchant", "role")
+        .order_by("merchant__name", "merchant__pk")
     )
 
 
@@ -29,7 +41,7 @@ def membership_get(*, merchant, pk) -> Membership:
         raise Http404("No such member.") from None
 
 
-def membership_of(*, user, merchant) -> Membership:
+def membership_get_own(*, user, merchant) -> Membership:
     """Return the user's own membership in `merchant`, or raise Http404."""
     try:
         return Membership.objects.select_related("role", "merchant", "user").get(
@@ -39,7 +51,7 @@ def membership_of(*, user, merchant) -> Membership:
         raise Http404("No such member.") from None
 
 
-def open_invitations_of(*, merchant) -> QuerySet[Invitation]:
+def invitation_list_open(*, merchant) -> QuerySet[Invitation]:
     """Return invitations neither accepted nor revoked (expired ones included, marked so)."""
     return (
         Invitation.objects.open()
@@ -57,12 +69,23 @@ def invitation_get(*, merchant, pk) -> Invitation:
         raise Http404("No such invitation.") from None
 
 
-def roles_for(*, merchant) -> QuerySet[Role]:
+def token_hash(token: str) -> str:
+    """Return what is stored of an invitation link's token: its SHA-256."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    """Return the invitation whose link carries `token` (any state), or None."""
+    return (
+        Invitation.objects.select_related("merchant", "role", "invited_by")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+
+
+def role_list(*, merchant) -> QuerySet[Role]:
     """Return the default roles, then the merchant's custom roles, with permissions and the
     number of members holding each in this merchant."""
-    from django.contrib.auth.models import Permission
-    from django.db.models import Q
-
     return (
         Role.objects.available_to(merchant)
         .annotate(member_count=Count("memberships", filter=Q(memberships__merchant=merchant)))
@@ -82,13 +105,3 @@ def custom_role_get(*, merchant, pk) -> Role:
         return Role.objects.get(merchant=merchant, pk=pk)
     except (Role.DoesNotExist, ValueError):
         raise Http404("No such role.") from None
-
-
-def audit_events_of(*, merchant, action: str = "", actor_id=None) -> QuerySet[AuditEvent]:
-    """Return the merchant's audit trail, newest first, optionally filtered."""
-    events = AuditEvent.objects.filter(merchant=merchant).select_related("actor")
-    if action:
-        events = events.filter(action=action)
-    if actor_id:
-        events = events.filter(actor_id=actor_id)
-    return events.order_by("-occurred_at", "-pk")

@@ -2,11 +2,11 @@
 
 Every merchant page declares the permission it needs (MerchantPermissionRequiredMixin);
 objects in the URL are found through selectors scoped to that merchant; services decide
-what is allowed, and their refusals are shown as messages or form errors.
+what is allowed and audit their refusals, which pages show as messages or form errors.
 """
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -17,17 +17,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
+from audit.refusals import Refused
+from audit.selectors import audit_event_list
+from merchants.mixins import MerchantPermissionRequiredMixin
 from teams import selectors, services
 from teams.forms import (
-    TEAM_RULE,
     AcceptInvitationForm,
     AuditFilterForm,
     InvitationForm,
     MemberRoleForm,
     RoleForm,
 )
-from teams.mixins import MerchantPermissionRequiredMixin
-from teams.models import AuditEvent, Invitation
+from teams.models import Invitation
 from teams.permissions import (
     CATALOGUE,
     INVITE_MEMBERS,
@@ -35,24 +36,10 @@ from teams.permissions import (
     MANAGE_MEMBER_ROLES,
     VIEW_MERCHANT,
     VIEW_TEAM,
-    refusal_to_manage_member,
-    role_permission_names,
 )
-from teams.services import TeamRuleViolation
+from teams.rules import refusal_to_manage_member, role_permission_names
 
 AUDIT_PAGE_SIZE = 50
-
-
-def _audit_refusal(request, merchant, refusal: TeamRuleViolation, target: str) -> None:
-    """Record an attempt the team rules refused (an escalation attempt is worth knowing)."""
-    services.audit_record(
-        action=AuditEvent.Action.ACTION_REFUSED,
-        actor=request.user,
-        merchant=merchant,
-        target=target,
-        details={"reason": refusal.message},
-        request=request,
-    )
 
 
 def _team_url(merchant) -> str:
@@ -61,21 +48,6 @@ def _team_url(merchant) -> str:
 
 def _roles_url(merchant) -> str:
     return reverse("teams:roles", kwargs={"slug": merchant.slug})
-
-
-class _AuditedRoleFormMixin:
-    """Audit a role refused by the team rules in the form, as the services' refusals are."""
-
-    def form_invalid(self, form):
-        for error in form.errors.as_data().get("role", []):
-            if error.code == TEAM_RULE:
-                _audit_refusal(
-                    self.request,
-                    self.merchant,
-                    TeamRuleViolation(error.messages[0]),
-                    self.request.path,
-                )
-        return super().form_invalid(form)
 
 
 class TeamView(MerchantPermissionRequiredMixin, TemplateView):
@@ -102,17 +74,17 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
 
         rows = [
             (membership, may_manage(membership))
-            for membership in selectors.members_of(merchant=merchant)
+            for membership in selectors.membership_list(merchant=merchant)
         ]
         return super().get_context_data(
             rows=rows,
-            invitations=selectors.open_invitations_of(merchant=merchant),
+            invitations=selectors.invitation_list_open(merchant=merchant),
             can_invite=user.has_perm(INVITE_MEMBERS, merchant),
             **kwargs,
         )
 
 
-class InvitationCreateView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, FormView):
+class InvitationCreateView(MerchantPermissionRequiredMixin, FormView):
     permission_required = INVITE_MEMBERS
     template_name = "teams/invite.html"
     form_class = InvitationForm
@@ -129,8 +101,8 @@ class InvitationCreateView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixi
                 actor=self.request.user,
                 request=self.request,
             )
-        except TeamRuleViolation as refusal:
-            form.add_error(None, refusal)
+        except Refused as refusal:
+            form.add_error(None, refusal.message)
             return self.form_invalid(form)
         invitation.refresh_from_db(fields=["sent_at"])
         if invitation.sent_at is None:
@@ -156,7 +128,7 @@ class _InvitationActionView(MerchantPermissionRequiredMixin, View):
         invitation = selectors.invitation_get(merchant=self.merchant, pk=kwargs["pk"])
         try:
             self.act(invitation)
-        except TeamRuleViolation as refusal:
+        except Refused as refusal:
             messages.error(request, refusal.message)
         return redirect(_team_url(self.merchant))
 
@@ -180,7 +152,7 @@ class InvitationRevokeView(_InvitationActionView):
         messages.success(self.request, f"Invitation to {invitation.email} revoked.")
 
 
-class MemberEditView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, FormView):
+class MemberEditView(MerchantPermissionRequiredMixin, FormView):
     """Change another member's role."""
 
     permission_required = MANAGE_MEMBER_ROLES
@@ -213,8 +185,8 @@ class MemberEditView(_AuditedRoleFormMixin, MerchantPermissionRequiredMixin, For
                 actor=self.request.user,
                 request=self.request,
             )
-        except TeamRuleViolation as refusal:
-            form.add_error(None, refusal)
+        except Refused as refusal:
+            form.add_error(None, refusal.message)
             return self.form_invalid(form)
         messages.success(
             self.request, f"{membership.user.email} is now {form.cleaned_data['role'].name}."
@@ -238,7 +210,7 @@ class MemberRemoveView(MerchantPermissionRequiredMixin, TemplateView):
         membership = selectors.membership_get(merchant=self.merchant, pk=kwargs["pk"])
         try:
             services.membership_remove(membership=membership, actor=request.user, request=request)
-        except TeamRuleViolation as refusal:
+        except Refused as refusal:
             messages.error(request, refusal.message)
             return redirect(_team_url(self.merchant))
         messages.success(request, f"{membership.user.email} was removed from {self.merchant.name}.")
@@ -252,10 +224,10 @@ class LeaveView(MerchantPermissionRequiredMixin, TemplateView):
     template_name = "teams/leave.html"
 
     def post(self, request, *args, **kwargs):
-        membership = selectors.membership_of(user=request.user, merchant=self.merchant)
+        membership = selectors.membership_get_own(user=request.user, merchant=self.merchant)
         try:
             services.membership_leave(membership=membership, actor=request.user, request=request)
-        except TeamRuleViolation as refusal:
+        except Refused as refusal:
             messages.error(request, refusal.message)
             return redirect(self.merchant.get_absolute_url())
         messages.success(request, f"You left {self.merchant.name}.")
@@ -269,7 +241,7 @@ class RoleListView(MerchantPermissionRequiredMixin, TemplateView):
     template_name = "teams/roles.html"
 
     def get_context_data(self, **kwargs):
-        roles = list(selectors.roles_for(merchant=self.merchant))
+        roles = list(selectors.role_list(merchant=self.merchant))
         return super().get_context_data(
             roles=[
                 (
@@ -298,8 +270,8 @@ class _RoleFormView(MerchantPermissionRequiredMixin, FormView):
     def form_valid(self, form):
         try:
             role = self.save_role(form.cleaned_data)
-        except TeamRuleViolation as refusal:
-            form.add_error(None, refusal)
+        except Refused as refusal:
+            form.add_error(None, refusal.message)
             return self.form_invalid(form)
         messages.success(self.request, self.saved.format(name=role.name))
         return redirect(_roles_url(self.merchant))
@@ -343,14 +315,14 @@ class RoleDeleteView(MerchantPermissionRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         role = selectors.custom_role_get(merchant=self.merchant, pk=self.kwargs["pk"])
-        holders = selectors.members_of(merchant=self.merchant).filter(role=role)
+        holders = selectors.membership_list(merchant=self.merchant).filter(role=role)
         return super().get_context_data(role=role, holders=holders, **kwargs)
 
     def post(self, request, *args, **kwargs):
         role = selectors.custom_role_get(merchant=self.merchant, pk=kwargs["pk"])
         try:
             services.role_delete(role=role, actor=request.user, request=request)
-        except TeamRuleViolation as refusal:
+        except Refused as refusal:
             messages.error(request, refusal.message)
             return redirect(
                 reverse("teams:role_delete", kwargs={"slug": self.merchant.slug, "pk": role.pk})
@@ -366,13 +338,13 @@ class AuditTrailView(MerchantPermissionRequiredMixin, TemplateView):
     template_name = "teams/audit.html"
 
     def get_context_data(self, **kwargs):
-        members = selectors.members_of(merchant=self.merchant)
+        members = selectors.membership_list(merchant=self.merchant)
         form = AuditFilterForm(self.request.GET or None, members=members)
         action, actor_id = "", None
         if form.is_valid():
             action = form.cleaned_data["action"]
             actor_id = form.cleaned_data["member"]
-        events = selectors.audit_events_of(merchant=self.merchant, action=action, actor_id=actor_id)
+        events = audit_event_list(merchant=self.merchant, action=action, actor_id=actor_id)
         page = Paginator(events, AUDIT_PAGE_SIZE).get_page(self.request.GET.get("page"))
         query = self.request.GET.copy()
         query.pop("page", None)
@@ -393,7 +365,7 @@ class InvitationAcceptView(TemplateView):
     template_name = "teams/invitation.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.invitation = services.invitation_for_token(kwargs["token"])
+        self.invitation = selectors.invitation_get_by_token(token=kwargs["token"])
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -402,8 +374,6 @@ class InvitationAcceptView(TemplateView):
         state = invitation.state if invitation else "invalid"
         context = {"invitation": invitation, "state": state}
         if state == Invitation.State.PENDING:
-            from django.contrib.auth import get_user_model
-
             has_account = get_user_model().objects.filter(email__iexact=invitation.email).exists()
             context["has_account"] = has_account
             context["signed_in_as_invitee"] = (
@@ -423,7 +393,7 @@ class InvitationAcceptView(TemplateView):
                 membership = services.invitation_accept(
                     token=token, user=request.user, request=request
                 )
-            except TeamRuleViolation as refusal:
+            except Refused as refusal:
                 messages.error(request, refusal.message)
                 return self.get(request, *args, **kwargs)
             messages.success(request, f"Welcome to {membership.merchant.name}.")
@@ -438,7 +408,7 @@ class InvitationAcceptView(TemplateView):
                 password=form.cleaned_data["password1"],
                 request=request,
             )
-        except TeamRuleViolation as refusal:
+        except Refused as refusal:
             messages.error(request, refusal.message)
             return self.get(request, *args, **kwargs)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

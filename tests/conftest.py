@@ -123,7 +123,7 @@ def owner_client(owner, client_for):
 
 @pytest.fixture
 def helpdesk_user(db):
-    from merchants.helpdesk import HELPDESK_GROUP, helpdesk_groups_ensure
+    from teams.helpdesk import HELPDESK_GROUP, helpdesk_groups_ensure
 
     groups = helpdesk_groups_ensure()
     user = UserFactory(email="helpdesk@demo.test", is_staff=True)

@@ -114,7 +114,7 @@ def test_merchant_scoped_addresses_are_read_from_the_url_configuration():
     names = {route.name for route in MERCHANT_ROUTES}
 
     assert MERCHANT_ROUTES
-    assert {"merchants:detail", "credentials:submit", "credentials:detail"} <= names
+    assert {"credentials:merchant", "credentials:submit", "credentials:detail"} <= names
 
 
 @ROUTES

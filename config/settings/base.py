@@ -10,7 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.durations import parse_duration_seconds
+from core.durations import parse_duration_seconds
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -53,8 +53,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "encrypted_model_fields",
-    "teams",
+    "audit",
+    "mail",
     "merchants",
+    "teams",
     "credentials",
 ]
 
@@ -90,8 +92,6 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'keyhouse.sqlite3'}")
 }
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    VAR_DIR.mkdir(exist_ok=True)
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Persistent connections: a worker otherwise reconnects for every task (Celery's Django
 # fix-up closes a connection only when it is unusable or older than this).
@@ -167,8 +167,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_BROKER_DIR / "processed"),
         "store_processed": False,
     }
-    for _folder in ("queue", "control", "processed"):
-        (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Short socket timeouts: a submission must not hang when Redis is unreachable (the
@@ -226,10 +224,10 @@ EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=30.0)
 # The one beat schedule. Periodic work is a sweep over the database, never a long countdown.
 CELERY_BEAT_SCHEDULE = {
     "followups-send-due": {
-        "task": "merchants.tasks.followups_send_due",
+        "task": "credentials.tasks.followups_send_due",
         "schedule": FOLLOWUP_CHECK_EVERY,
     },
-    "emails-send-due": {"task": "merchants.tasks.emails_send_due", "schedule": 60.0},
+    "emails-send-due": {"task": "mail.tasks.emails_send_due", "schedule": 60.0},
     "verifications-requeue-stale": {
         "task": "credentials.tasks.verifications_requeue_stale",
         "schedule": 60.0,

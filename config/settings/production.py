@@ -26,7 +26,7 @@ SITE_URL = env("SITE_URL").rstrip("/")
 if SECRET_KEY in FIELD_ENCRYPTION_KEY:
     raise ImproperlyConfigured(
         "FIELD_ENCRYPTION_KEY must differ from DJANGO_SECRET_KEY: a leaked Django secret would "
-        "otherwise expose every stored key. Generate one with `python -m config.envfile --key`."
+        "otherwise expose every stored key. Generate one with `python -m core.envfile --key`."
     )
 if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters.")

@@ -77,7 +77,7 @@ def _credential_pk(response) -> int:
 
 def _baseline_urlconf() -> types.ModuleType:
     """Return a URL conf with the app's URLs plus a submit view that verifies before answering."""
-    from credentials.services import credential_verify
+    from credentials.services.verification import credential_verify
     from credentials.views import CredentialSubmitView
 
     class SubmitAndVerifyView(CredentialSubmitView):
@@ -212,8 +212,8 @@ def _settle(merchants, expected: int, deadline: float) -> tuple[int, int, int]:
     numbers of keys decided, helpdesk mails sent and mails still unsent.
     """
     from credentials.models import DECIDED_STATES, Credential
-    from merchants.models import OutgoingEmail
-    from merchants.services import HELPDESK_SUBMISSION
+    from credentials.services.notifications import HELPDESK_SUBMISSION
+    from mail.models import OutgoingEmail
 
     last, moved_at = None, time.monotonic()
     while True:
@@ -278,8 +278,8 @@ def _pipeline_run(
     empty the queue; its throughput counts from its first claim.
     """
     from credentials.models import Credential
-    from merchants.models import OutgoingEmail
-    from merchants.services import HELPDESK_SUBMISSION
+    from credentials.services.notifications import HELPDESK_SUBMISSION
+    from mail.models import OutgoingEmail
 
     run = Run(label=label, latency=latency, how_sent=how_sent)
     merchants, client = _merchants(label, count)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from config.durations import parse_duration_seconds
+from core.durations import parse_duration_seconds
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`python -m config.envfile`: the `.env` that `make run` writes on first start."""
+"""`python -m core.envfile`: the `.env` that `make run` writes on first start."""
 
 import os
 import stat
@@ -6,7 +6,7 @@ import stat
 import pytest
 from cryptography.fernet import Fernet
 
-from config.envfile import main
+from core.envfile import main
 
 GENERATED = (
     "DJANGO_SECRET_KEY",

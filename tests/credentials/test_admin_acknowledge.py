@@ -19,8 +19,7 @@ from django.utils.formats import localize
 from django.utils.timezone import localtime
 
 from credentials.models import Credential, HelpdeskFlag, Mode, VerificationState
-from credentials.services import credential_acknowledge
-from merchants.services import followups_send_due
+from credentials.services.helpdesk import credential_acknowledge, followups_send_due
 from tests.factories import CredentialFactory, MerchantFactory, UserFactory
 
 CREDENTIALS = reverse("admin:credentials_credential_changelist")

@@ -13,9 +13,9 @@ from django.core import mail
 from django.urls import reverse
 
 from credentials.models import Credential, HelpdeskFlag, LifecycleState
-from credentials.services import credential_verify
-from merchants.models import OutgoingEmail
-from merchants.services import HELPDESK_SUBMISSION
+from credentials.services.notifications import HELPDESK_SUBMISSION
+from credentials.services.verification import credential_verify
+from mail.models import OutgoingEmail
 from tests.factories import CredentialFactory, MerchantFactory, fake_key
 
 CREDENTIALS = reverse("admin:credentials_credential_changelist")
@@ -232,7 +232,7 @@ def test_merchant_pages_say_nothing_of_the_other_merchant(
     ours, merchant, owner_client, other_merchant, other_owner
 ):
     pages = [
-        owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug})),
+        owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug})),
         owner_client.get(ours.get_absolute_url()),
     ]
 
@@ -247,7 +247,7 @@ def test_merchant_pages_say_nothing_of_the_other_merchant(
 def test_other_merchant_is_not_told_either(ours, theirs, other_merchant, other_owner, client_for):
     client = client_for(other_owner)
     pages = [
-        client.get(reverse("merchants:detail", kwargs={"slug": other_merchant.slug})),
+        client.get(reverse("credentials:merchant", kwargs={"slug": other_merchant.slug})),
         client.get(theirs.get_absolute_url()),
     ]
 

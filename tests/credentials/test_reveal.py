@@ -10,10 +10,10 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from credentials.models import LifecycleState, VerificationState
-from credentials.services import credential_reveal
-from merchants.helpdesk import HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
-from teams.models import AuditEvent
+from credentials.services.reveal import credential_reveal
+from teams.helpdesk import HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
 from tests.factories import CredentialFactory, UserFactory, fake_key
 
 Action = AuditEvent.Action

@@ -18,20 +18,20 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials import services
+from audit.models import AuditEvent
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import (
-    REASONS,
+from credentials.services import checking
+from credentials.services.checking import REASONS
+from credentials.services.lifecycle import (
     REVERIFY_TASK,
     credential_reverify,
-    credential_verify,
     reverifications_queue_due,
 )
+from credentials.services.verification import credential_verify
 from credentials.tasks import reverifications_queue_due as reverifications_queue_due_task
 from credentials.tasks import reverify_credential
-from merchants.models import OutgoingEmail
-from merchants.services import emails_send_due
-from teams.models import AuditEvent
+from mail.models import OutgoingEmail
+from mail.services import emails_send_due
 from tests.factories import CredentialFactory, MerchantFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply
 
@@ -460,7 +460,7 @@ def test_second_check_while_the_first_waits_for_stripe_does_not_ask_stripe(
 ):
     make_due(verified)
     asked_before = len(fake_stripe.requests_for(secret))
-    ask_stripe = services.stripe_account_facts
+    ask_stripe = checking.stripe_account_facts
     meanwhile = []
 
     def ask_while_another_worker_runs(key):
@@ -468,7 +468,7 @@ def test_second_check_while_the_first_waits_for_stripe_does_not_ask_stripe(
             meanwhile.append(credential_reverify(credential_id=verified.pk))
         return ask_stripe(key)
 
-    monkeypatch.setattr(services, "stripe_account_facts", ask_while_another_worker_runs)
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_another_worker_runs)
 
     outcome = credential_reverify(credential_id=verified.pk)
 
@@ -536,7 +536,7 @@ def test_key_retired_while_its_check_waits_for_stripe_gets_no_mail_and_no_next_c
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     fake_stripe.on(secret, "/v1/account", answer(secret))
     make_due(verified)
-    ask_stripe = services.stripe_account_facts
+    ask_stripe = checking.stripe_account_facts
 
     def ask_then_retire(key):
         try:
@@ -546,7 +546,7 @@ def test_key_retired_while_its_check_waits_for_stripe_gets_no_mail_and_no_next_c
                 lifecycle_state=state, secret=None, next_reverify_at=None
             )
 
-    monkeypatch.setattr(services, "stripe_account_facts", ask_then_retire)
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_then_retire)
 
     credential_reverify(credential_id=verified.pk)
 

@@ -18,17 +18,18 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials import services
+from audit.models import AuditEvent
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import (
+from credentials.services.helpdesk import followups_send_due
+from credentials.services.lifecycle import (
     REVOKE_WHAT_TO_DO,
     credential_reverify,
-    credential_verify,
     reverifications_queue_due,
 )
-from merchants.models import OutgoingEmail
-from merchants.services import HELPDESK_REMINDER, emails_send_due, followups_send_due
-from teams.models import AuditEvent
+from credentials.services.notifications import HELPDESK_REMINDER
+from credentials.services.verification import VerifyResult, credential_verify
+from mail.models import OutgoingEmail
+from mail.services import emails_send_due
 from tests.factories import CredentialFactory, UserFactory, fake_key
 
 HELPDESK_MAIL = "helpdesk_key_revoked"
@@ -111,7 +112,7 @@ def admin_change_url(credential) -> str:
 
 
 def merchant_url(merchant) -> str:
-    return reverse("merchants:detail", kwargs={"slug": merchant.slug})
+    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
 
 
 def raw_secret_column(credential: Credential):
@@ -613,7 +614,7 @@ def test_key_revoked_while_pending_is_never_verified(owner_client, merchant, own
 
     result = credential_verify(credential_id=pending.pk)
 
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert fake_stripe.requests_for(secret) == []
     assert reload(pending).verification_state == VerificationState.PENDING
     assert not OutgoingEmail.objects.filter(kind="merchant_verification_result").exists()

@@ -13,12 +13,13 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from credentials import services
+from audit.models import AuditEvent
 from credentials.fingerprints import secret_fingerprint
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import REASONS, credential_verify
-from merchants.models import OutgoingEmail
-from teams.models import AuditEvent
+from credentials.services import checking
+from credentials.services.checking import REASONS
+from credentials.services.verification import credential_verify
+from mail.models import OutgoingEmail
 from tests.factories import fake_key
 
 MERCHANT_MAIL = "merchant_verification_result"
@@ -116,7 +117,7 @@ def test_current_key_stays_active_while_its_replacement_is_being_verified(
     submit(owner_client, merchant, new_secret)
     new = stored(merchant, new_secret)
     seen_while_verifying = []
-    ask_stripe = services.stripe_account_facts
+    ask_stripe = checking.stripe_account_facts
 
     def ask_and_look(secret):
         seen_while_verifying.append(
@@ -128,7 +129,7 @@ def test_current_key_stays_active_while_its_replacement_is_being_verified(
         )
         return ask_stripe(secret)
 
-    monkeypatch.setattr(services, "stripe_account_facts", ask_and_look)
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_and_look)
 
     credential_verify(credential_id=new.pk)
 
@@ -211,7 +212,7 @@ def test_merchant_page_shows_the_replacement_as_current_and_both_in_history_newe
     old = submit_verified(fake_key("sk_test_"))
     new = submit_verified(fake_key("sk_test_"))
 
-    response = owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug}))
+    response = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -238,7 +239,7 @@ def test_rolling_twice_keeps_the_whole_history_each_pointing_to_its_replacement(
     assert reload(first).replaced_by == second
     assert reload(second).replaced_by == third
     assert list(Credential.objects.active().filter(merchant=merchant)) == [third]
-    body = owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug}))
+    body = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
     rows = history_rows(body.content.decode())
     assert [row.split()[0] for row in rows] == [
         third.secret_hint,
@@ -314,7 +315,7 @@ def test_merchant_page_after_a_rejected_replacement_shows_the_old_key_still_in_u
     fake_stripe.reject(new_secret)
     credential_verify(credential_id=new.pk)
 
-    response = owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug}))
+    response = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
 
     body = response.content.decode()
     test_card = mode_card(body, "test")
@@ -339,7 +340,7 @@ def test_merchant_page_shows_a_rejected_first_key_as_the_current_key(
     fake_stripe.reject(secret)
     credential_verify(credential_id=credential.pk)
 
-    response = owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug}))
+    response = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
 
     test_card = mode_card(response.content.decode(), "test")
     assert credential.secret_hint in test_card
@@ -355,7 +356,7 @@ def test_merchant_page_follows_a_pending_replacement_of_a_key_stripe_no_longer_a
     new_secret = fake_key("sk_test_")
     submit(owner_client, merchant, new_secret)
 
-    response = owner_client.get(reverse("merchants:detail", kwargs={"slug": merchant.slug}))
+    response = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
 
     test_card = mode_card(response.content.decode(), "test")
     assert stored(merchant, new_secret).secret_hint in test_card

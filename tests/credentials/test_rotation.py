@@ -17,8 +17,8 @@ from django.core.management.base import CommandError, SystemCheckError
 from django.db import connection
 from encrypted_model_fields import fields as encrypted_fields
 
+from audit.models import AuditEvent
 from credentials.models import Credential, EncryptionCanary, LifecycleState
-from teams.models import AuditEvent
 from tests.factories import CredentialFactory, fake_key
 
 OLD = Fernet.generate_key().decode()

@@ -4,12 +4,11 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 
+from credentials.models import Kind
 from credentials.stripe_keys import (
     MAX_KEY_LENGTH,
     MIN_BODY_LENGTH,
     PUBLISHABLE,
-    RESTRICTED,
-    SECRET,
     StripeKey,
     check_same_mode,
     parse_publishable_key,
@@ -53,10 +52,10 @@ def test_publishable_key_is_parsed_with_its_mode(mode):
 @pytest.mark.parametrize(
     ("prefix", "kind", "mode"),
     [
-        ("sk_test_", SECRET, "test"),
-        ("sk_live_", SECRET, "live"),
-        ("rk_test_", RESTRICTED, "test"),
-        ("rk_live_", RESTRICTED, "live"),
+        ("sk_test_", Kind.SECRET, "test"),
+        ("sk_live_", Kind.SECRET, "live"),
+        ("rk_test_", Kind.RESTRICTED, "test"),
+        ("rk_live_", Kind.RESTRICTED, "live"),
     ],
 )
 def test_secret_and_restricted_keys_are_parsed_with_kind_and_mode(prefix, kind, mode):

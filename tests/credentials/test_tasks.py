@@ -15,8 +15,9 @@ from django.urls import reverse
 from kombu.exceptions import OperationalError
 
 from config import celery_app
-from credentials import services
 from credentials.models import Credential, VerificationState
+from credentials.services import verification
+from credentials.services.submission import VERIFY_TASK
 from credentials.tasks import verifications_requeue_stale, verify_credential
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply
@@ -102,7 +103,7 @@ def test_requeue_task_returns_none_and_queues_stale_credentials(credential, sett
     result = verifications_requeue_stale.apply()
 
     assert result.get() is None
-    assert sent_tasks == [(services.VERIFY_TASK, (credential.pk,), {})]
+    assert sent_tasks == [(VERIFY_TASK, (credential.pk,), {})]
 
 
 # Retries
@@ -185,7 +186,7 @@ def test_submission_queues_one_verify_task_with_the_id_once_committed(
 
     credential = Credential.objects.get()
     assert response.status_code == 302
-    assert sent_tasks == [(services.VERIFY_TASK, (credential.pk,), {})]
+    assert sent_tasks == [(VERIFY_TASK, (credential.pk,), {})]
 
 
 def test_submission_with_the_broker_down_still_succeeds_and_logs_no_secret(
@@ -210,7 +211,7 @@ def test_submission_with_the_broker_down_still_succeeds_and_logs_no_secret(
     assert credential.verification_state == VerificationState.PENDING
     assert credential.secret == keys["secret"]
     [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert services.VERIFY_TASK in warning.getMessage()
+    assert VERIFY_TASK in warning.getMessage()
     assert "OperationalError" in warning.getMessage()
     logged = caplog.text + "".join(map(str, warning.args or ())) + warning.getMessage()
     for value in (keys["secret"], keys["secret"][-16:], keys["publishable"]):
@@ -233,5 +234,5 @@ def test_key_left_pending_by_a_broker_outage_is_queued_by_the_sweep(
     )
     later = credential.submitted_at + timedelta(seconds=settings.VERIFY_STALE_AFTER + 1)
 
-    assert services.verifications_requeue_stale(now=later) == 1
-    assert sent == [(services.VERIFY_TASK, (credential.pk,))]
+    assert verification.verifications_requeue_stale(now=later) == 1
+    assert sent == [(VERIFY_TASK, (credential.pk,))]

@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config import celery_app
-from credentials import services
 from credentials.models import (
     Credential,
     HelpdeskFlag,
@@ -29,10 +28,19 @@ from credentials.models import (
     Mode,
     VerificationState,
 )
-from credentials.services import REASONS, credential_verify, verifications_requeue_stale
+from credentials.services import checking
+from credentials.services.checking import REASONS
+from credentials.services.notifications import HELPDESK_SUBMISSION
+from credentials.services.submission import VERIFY_TASK
+from credentials.services.verification import (
+    VerifyResult,
+    credential_verify,
+    verifications_requeue_stale,
+)
 from credentials.tasks import verify_credential
-from merchants.models import Integration, OutgoingEmail
-from merchants.services import HELPDESK_SUBMISSION, emails_send_due
+from mail.models import OutgoingEmail
+from mail.services import emails_send_due
+from merchants.models import Integration
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply, load_fixture, masked
 
@@ -177,7 +185,7 @@ def test_valid_test_key_is_verified_with_the_account_facts_recorded(fake_stripe,
     result = credential_verify(credential_id=credential.pk)
 
     credential = reload(credential)
-    assert result == services.VerifyResult(state=VerificationState.VERIFIED, retry_in=None)
+    assert result == VerifyResult(state=VerificationState.VERIFIED, retry_in=None)
     assert_decided(credential, state="verified", code="verified", key=key, before=before)
     assert credential.verification_reason == REASONS["verified"]
     assert credential.verification_attempts == 1
@@ -320,7 +328,7 @@ def test_retry_before_the_back_off_has_passed_does_nothing(fake_stripe, submit_k
 
     result = credential_verify(credential_id=credential.pk)
 
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert reload(credential).verification_attempts == 1
     assert len(fake_stripe.requests_for(key)) == 1
 
@@ -350,7 +358,7 @@ def test_back_off_grows_and_the_last_attempt_marks_the_key_unreachable(
 
     assert retry_ins == sorted(retry_ins)
     assert retry_ins[-1] > retry_ins[0]
-    assert result == services.VerifyResult(state=VerificationState.UNREACHABLE, retry_in=None)
+    assert result == VerifyResult(state=VerificationState.UNREACHABLE, retry_in=None)
     credential = reload(credential)
     assert_decided(credential, state="unreachable", code="rate_limited", key=key, before=before)
     assert credential.verification_attempts == settings.VERIFY_MAX_ATTEMPTS
@@ -456,7 +464,7 @@ def test_verifying_twice_queues_and_sends_one_mail_to_each_side(
         second = credential_verify(credential_id=credential.pk)
 
     assert first.state == VerificationState.VERIFIED
-    assert second == services.VerifyResult(state="skipped")
+    assert second == VerifyResult(state="skipped")
     assert len(fake_stripe.requests_for(key)) == 1
     assert reload(credential).verification_attempts == 1
     assert sorted(OutgoingEmail.objects.values_list("kind", flat=True)) == sorted(
@@ -504,7 +512,7 @@ def test_credential_claimed_by_another_worker_just_now_is_left_to_it(fake_stripe
     result = credential_verify(credential_id=credential.pk)
 
     credential = reload(credential)
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert credential.verification_state == VerificationState.VERIFYING
     assert credential.verification_claimed_at == claimed_at
     assert credential.verification_attempts == 1
@@ -538,7 +546,7 @@ def test_credential_no_longer_active_is_not_verified(fake_stripe, submit_key, li
 
     result = credential_verify(credential_id=credential.pk)
 
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     credential = reload(credential)
     assert credential.verification_state == VerificationState.PENDING
     assert credential.verification_attempts == 0
@@ -554,7 +562,7 @@ def test_credential_already_decided_is_not_verified_again(fake_stripe, submit_ke
 
     result = credential_verify(credential_id=credential.pk)
 
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert reload(credential).verification_code == "invalid_api_key"
     assert fake_stripe.requests == []
     assert not OutgoingEmail.objects.exists()
@@ -562,14 +570,14 @@ def test_credential_already_decided_is_not_verified_again(fake_stripe, submit_ke
 
 def _meanwhile(monkeypatch, change):
     """Make `change` happen while Stripe (the real call, to the fake server) is being asked."""
-    ask_stripe = services.stripe_account_facts
+    ask_stripe = checking.stripe_account_facts
 
     def ask_then_change(secret):
         facts = ask_stripe(secret)
         change()
         return facts
 
-    monkeypatch.setattr(services, "stripe_account_facts", ask_then_change)
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_then_change)
 
 
 def test_outcome_is_discarded_when_another_worker_took_the_claim_over_meanwhile(
@@ -588,7 +596,7 @@ def test_outcome_is_discarded_when_another_worker_took_the_claim_over_meanwhile(
     result = credential_verify(credential_id=credential.pk)
 
     credential = reload(credential)
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert credential.verification_state == VerificationState.VERIFYING
     assert credential.checked_at is None
     assert not OutgoingEmail.objects.exists()
@@ -609,7 +617,7 @@ def test_key_revoked_while_stripe_is_asked_gets_no_outcome_and_no_mail(
     result = credential_verify(credential_id=credential.pk)
 
     credential = reload(credential)
-    assert result == services.VerifyResult(state="skipped")
+    assert result == VerifyResult(state="skipped")
     assert len(fake_stripe.requests_for(key)) == 1
     assert credential.verification_state != VerificationState.VERIFIED
     assert credential.checked_at is None
@@ -618,7 +626,7 @@ def test_key_revoked_while_stripe_is_asked_gets_no_outcome_and_no_mail(
 
 
 def test_unknown_credential_id_is_skipped(db):
-    assert credential_verify(credential_id=987654) == services.VerifyResult(state="skipped")
+    assert credential_verify(credential_id=987654) == VerifyResult(state="skipped")
 
 
 # Helpdesk flags
@@ -824,7 +832,7 @@ def test_pending_credential_older_than_stale_after_is_queued_and_a_fresh_one_is_
 
     assert queued == 2
     assert sorted(sent_tasks) == sorted(
-        [(services.VERIFY_TASK, (stale.pk,)), (services.VERIFY_TASK, (stale_retry.pk,))]
+        [(VERIFY_TASK, (stale.pk,)), (VERIFY_TASK, (stale_retry.pk,))]
     )
     assert reload(stale).verification_next_attempt_at == now
     assert reload(stale_retry).verification_next_attempt_at == now
@@ -857,7 +865,7 @@ def test_verifying_credential_with_a_stale_claim_is_released_and_queued(
     queued = verifications_requeue_stale(now=now)
 
     assert queued == 1
-    assert sent_tasks == [(services.VERIFY_TASK, (dead.pk,))]
+    assert sent_tasks == [(VERIFY_TASK, (dead.pk,))]
     dead = reload(dead)
     assert dead.verification_state == VerificationState.PENDING
     assert dead.verification_next_attempt_at == now
@@ -877,7 +885,7 @@ def test_requeueing_twice_in_a_row_queues_once(submit_key, settings, sent_tasks)
     second = verifications_requeue_stale(now=now + timedelta(seconds=1))
 
     assert (first, second) == (1, 0)
-    assert sent_tasks == [(services.VERIFY_TASK, (credential.pk,))]
+    assert sent_tasks == [(VERIFY_TASK, (credential.pk,))]
 
 
 def test_decided_and_inactive_credentials_are_not_requeued(submit_key, settings, sent_tasks):

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 # The tasks must be registered before the worker starts, or it rejects their messages.
 import credentials.tasks  # noqa: F401
-import merchants.tasks  # noqa: F401
+import mail.tasks  # noqa: F401
 from config.celery_app import app as celery_app
 from tests.e2e.smtp_sink import SmtpSink
 from tests.e2e.waiting import wait_until
@@ -28,9 +28,9 @@ from tests.e2e.waiting import wait_until
 REQUIRED_TASKS = (
     "credentials.tasks.verify_credential",
     "credentials.tasks.verifications_requeue_stale",
-    "merchants.tasks.send_email",
-    "merchants.tasks.emails_send_due",
-    "merchants.tasks.followups_send_due",
+    "mail.tasks.send_email",
+    "mail.tasks.emails_send_due",
+    "credentials.tasks.followups_send_due",
 )
 WORKER_CONCURRENCY = 2
 WORKER_SHUTDOWN_SECONDS = 15.0

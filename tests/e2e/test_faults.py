@@ -14,10 +14,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
-from config.celery_app import enqueue
+from core.queue import enqueue
 from credentials.models import Credential, VerificationState
-from credentials.services import VERIFY_TASK, verifications_requeue_stale
-from merchants.models import OutgoingEmail
+from credentials.services.submission import VERIFY_TASK
+from credentials.services.verification import verifications_requeue_stale
+from mail.models import OutgoingEmail
 from tests.e2e.leaks import Secret
 from tests.e2e.waiting import wait_until
 from tests.factories import CredentialFactory, fake_key
@@ -163,7 +164,7 @@ def test_a_mail_the_server_refuses_is_sent_once_later_and_never_marked_sent_befo
         ).exists(),
         what="the refused mail's retry to fall due",
     )
-    assert enqueue("merchants.tasks.emails_send_due")
+    assert enqueue("mail.tasks.emails_send_due")
 
     wait_until(lambda: len(smtp_sink.received) == 2, what="the refused mail to be sent again")
     celery_worker.wait_until_idle()

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from credentials.fields import decrypt_stored_value
 from credentials.models import Credential, VerificationState
-from credentials.services import VERIFY_TASK
-from merchants.services import followups_send_due
+from credentials.services.helpdesk import followups_send_due
+from credentials.services.submission import VERIFY_TASK
 from tests.e2e.leaks import (
     RedisMonitor,
     Secret,

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 
 from credentials.models import Credential, VerificationState
-from merchants.models import OutgoingEmail
-from merchants.services import credential_admin_url
+from credentials.services.notifications import credential_admin_url
+from mail.models import OutgoingEmail
 from tests.e2e.leaks import Secret, mail_findings
 from tests.e2e.waiting import wait_until
 from tests.factories import fake_key

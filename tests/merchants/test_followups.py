@@ -17,14 +17,10 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from credentials.models import Credential, LifecycleState, VerificationState
-from credentials.services import credential_acknowledge
-from merchants.models import OutgoingEmail
-from merchants.services import (
-    HELPDESK_REMINDER,
-    credential_admin_url,
-    emails_send_due,
-    followups_send_due,
-)
+from credentials.services.helpdesk import credential_acknowledge, followups_send_due
+from credentials.services.notifications import HELPDESK_REMINDER, credential_admin_url
+from mail.models import OutgoingEmail
+from mail.services import emails_send_due
 from tests.factories import CredentialFactory, MerchantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -488,9 +484,9 @@ def test_a_sweep_skips_submissions_another_sweep_holds_instead_of_waiting(now):
 
 @pytest.mark.django_db
 def test_a_reminder_queued_but_not_sent_is_cancelled_by_the_acknowledgement(helpdesk_user):
-    from credentials.services import credential_acknowledge
-    from merchants.models import OutgoingEmail
-    from merchants.services import emails_send_due, followups_send_due
+    from credentials.services.helpdesk import credential_acknowledge, followups_send_due
+    from mail.models import OutgoingEmail
+    from mail.services import emails_send_due
     from tests.factories import CredentialFactory
 
     credential = CredentialFactory(

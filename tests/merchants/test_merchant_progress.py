@@ -9,9 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import credential_acknowledge
-from merchants.selectors import OnboardingStatus, merchant_onboarding_status
-from merchants.services import followups_send_due
+from credentials.selectors import OnboardingStatus, merchant_onboarding_status
+from credentials.services.helpdesk import credential_acknowledge, followups_send_due
 from tests.factories import CredentialFactory
 
 PENDING = VerificationState.PENDING
@@ -22,7 +21,7 @@ UNREACHABLE = VerificationState.UNREACHABLE
 
 
 def merchant_url(merchant) -> str:
-    return reverse("merchants:detail", kwargs={"slug": merchant.slug})
+    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
 
 
 def shown_status(html: str) -> tuple[str, str] | None:

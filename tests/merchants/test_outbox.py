@@ -11,11 +11,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials.models import VerificationState
-from merchants.models import OutgoingEmail
-from merchants.services import (
+from credentials.services.notifications import HELPDESK_REMINDER, HELPDESK_SUBMISSION
+from mail.models import OutgoingEmail
+from mail.services import (
     EMAIL_SEND_LEASE,
-    HELPDESK_REMINDER,
-    HELPDESK_SUBMISSION,
     email_compose,
     email_enqueue,
     email_send,

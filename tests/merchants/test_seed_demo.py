@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from merchants.helpdesk import HELPDESK_GROUP
 from merchants.models import Merchant
+from teams.helpdesk import HELPDESK_GROUP
 from teams.models import Membership
 
 DEMO_PASSWORD = "demo-password-for-tests"

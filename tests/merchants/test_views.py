@@ -23,7 +23,7 @@ LOGIN = reverse("login")
 
 
 def merchant_url(merchant):
-    return reverse("merchants:detail", kwargs={"slug": merchant.slug})
+    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
 
 
 def mode_card(html: str, mode: str) -> str:

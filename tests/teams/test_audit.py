@@ -17,8 +17,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.refusals import Refused
+from audit.services import audit_record
 from merchants.services import merchant_update_profile
-from teams.models import AuditEvent, Invitation, Membership, Role
+from teams.models import Invitation, Membership, Role
 from teams.permissions import (
     CATALOGUE,
     EDIT_MERCHANT_PROFILE,
@@ -26,7 +29,7 @@ from teams.permissions import (
     VIEW_MERCHANT,
     VIEW_TEAM,
 )
-from teams.services import TeamRuleViolation, audit_record, invitation_create, role_create
+from teams.services import invitation_create, role_create
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory, default_role, fake_key
 
@@ -308,7 +311,7 @@ def test_a_profile_change_the_role_does_not_allow_is_refused_unchanged_and_audit
 ):
     developer = member_factory(merchant, "developer")
 
-    with pytest.raises(TeamRuleViolation):
+    with pytest.raises(Refused):
         merchant_update_profile(merchant=merchant, actor=developer, country="FR")
 
     merchant.refresh_from_db()
@@ -994,7 +997,8 @@ def test_key_submission_verification_and_acknowledgement_are_audited_by_hint_onl
     owner_client, owner, merchant, fake_stripe, helpdesk_user
 ):
     from credentials.models import Credential
-    from credentials.services import credential_acknowledge, credential_verify
+    from credentials.services.helpdesk import credential_acknowledge
+    from credentials.services.verification import credential_verify
     from tests.factories import fake_key
 
     secret = fake_key("sk_test_")

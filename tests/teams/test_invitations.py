@@ -17,7 +17,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from teams.models import AuditEvent, Invitation, Membership
+from audit.models import AuditEvent
+from teams.models import Invitation, Membership
 from teams.services import invitation_create
 from tests.conftest import PASSWORD
 from tests.factories import MembershipFactory, UserFactory, default_role

@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from merchants.models import Integration
-from teams.models import AuditEvent, Invitation, Membership
+from teams.models import Invitation, Membership
 from teams.permissions import CATALOGUE, VIEW_MERCHANT
 from teams.services import invitation_create, invitation_revoke, role_create
 from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role
@@ -292,7 +293,7 @@ def two_merchant_user(merchant, other_merchant, member_factory):
 
 
 MERCHANT_PAGES = [
-    "merchants:detail",
+    "credentials:merchant",
     "merchants:profile",
     "teams:team",
     "teams:invite",
@@ -320,7 +321,7 @@ def test_every_merchant_page_shows_the_merchant_in_use_and_both_in_the_switcher(
     assert other_merchant.get_absolute_url() in menu
 
 
-@pytest.mark.parametrize("page", ["merchants:detail", "teams:team"])
+@pytest.mark.parametrize("page", ["credentials:merchant", "teams:team"])
 def test_switching_to_the_other_merchant_shows_it_as_the_one_in_use(
     merchant, other_merchant, two_merchant_user, client_for, page
 ):
@@ -348,7 +349,7 @@ def test_the_dashboard_offers_both_merchants_in_the_switcher(
 def test_the_switcher_never_offers_a_merchant_the_user_does_not_belong_to(merchant, owner_client):
     stranger = MerchantFactory(name="Demo Tea Co", slug="demo-tea-co")
 
-    menu = switcher(body(owner_client.get(url("merchants:detail", merchant))))
+    menu = switcher(body(owner_client.get(url("credentials:merchant", merchant))))
 
     assert "Demo Tea Co" not in menu
     assert stranger.get_absolute_url() not in menu
@@ -360,8 +361,8 @@ def test_a_page_of_a_merchant_the_user_left_is_not_found(
     client = client_for(two_merchant_user)
     client.post(url("teams:leave", other_merchant))
 
-    assert client.get(url("merchants:detail", other_merchant)).status_code == 404
-    assert "Demo Bakery Co" not in switcher(body(client.get(url("merchants:detail", merchant))))
+    assert client.get(url("credentials:merchant", other_merchant)).status_code == 404
+    assert "Demo Bakery Co" not in switcher(body(client.get(url("credentials:merchant", merchant))))
 
 
 # Leaving -------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from django.contrib.auth import get_user_model
 from django.test import TestCase
 from django.urls import reverse
 
+from audit.models import AuditEvent
+from audit.refusals import Refused
 from teams import services
-from teams.models import AuditEvent, Invitation, Membership, Role
+from teams.models import Invitation, Membership, Role
 from teams.permissions import (
     CATALOGUE,
     DEFAULT_ROLES,
@@ -26,9 +28,8 @@ from teams.permissions import (
     VIEW_KEYS,
     VIEW_MERCHANT,
     VIEW_TEAM,
-    role_permission_names,
 )
-from teams.services import TeamRuleViolation
+from teams.rules import role_permission_names
 from tests.factories import CredentialFactory, MembershipFactory, UserFactory, default_role
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +225,7 @@ def test_key_manager_cannot_invite_as_administrator_through_the_page(
 def test_key_manager_cannot_invite_as_administrator_through_the_service(merchant, key_manager):
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.invitation_create(
             merchant=merchant,
             email="newcomer@example.test",
@@ -270,7 +271,7 @@ def test_key_manager_cannot_give_developer_through_the_page(
 def test_key_manager_cannot_give_developer_through_the_service(key_manager, view_only_member):
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_change_role(
             membership=view_only_member, role=default_role("developer"), actor=key_manager
         )
@@ -286,7 +287,7 @@ def test_key_manager_cannot_invite_with_a_custom_role_holding_a_permission_they_
     before = team_state()
 
     response = invite(client_for(key_manager), merchant, bookkeeper)
-    with pytest.raises(TeamRuleViolation, match="permissions you do not hold"):
+    with pytest.raises(Refused, match="permissions you do not hold"):
         services.invitation_create(
             merchant=merchant, email="newcomer@example.test", role=bookkeeper, actor=key_manager
         )
@@ -321,7 +322,7 @@ def test_administrator_cannot_resend_an_owner_invitation(
     response = client_for(administrator).post(
         url("teams:invitation_resend", merchant, pk=invitation.pk), follow=True
     )
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_MAKES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
         services.invitation_resend(invitation=invitation, actor=administrator)
 
     assert ONLY_OWNER_MAKES_OWNER in page_text(response)
@@ -361,7 +362,7 @@ def test_nobody_changes_their_own_role_through_the_service(merchant, administrat
     own = Membership.objects.get(user=administrator, merchant=merchant)
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation, match=SELF_CHANGE):
+    with pytest.raises(Refused, match=SELF_CHANGE):
         services.membership_change_role(
             membership=own, role=default_role(role), actor=administrator
         )
@@ -375,7 +376,7 @@ def test_owner_cannot_remove_themselves_through_the_member_pages(
     before = team_state()
 
     response = remove(client_for(owner), owner_membership)
-    with pytest.raises(TeamRuleViolation, match=SELF_CHANGE):
+    with pytest.raises(Refused, match=SELF_CHANGE):
         services.membership_remove(membership=owner_membership, actor=owner)
 
     assert SELF_CHANGE in page_text(response)
@@ -406,7 +407,7 @@ def test_key_manager_cannot_change_a_developers_role(
 
     page = client.get(url("teams:member", merchant, pk=developer_member.pk))
     response = change_role(client, developer_member, default_role("view-only"))
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_change_role(
             membership=developer_member, role=default_role("view-only"), actor=key_manager
         )
@@ -423,7 +424,7 @@ def test_key_manager_cannot_remove_a_developer(merchant, key_manager, developer_
 
     page = client.get(url("teams:member_remove", merchant, pk=developer_member.pk))
     response = remove(client, developer_member)
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_remove(membership=developer_member, actor=key_manager)
 
     assert DEVELOPER_OUT_OF_REACH in page_text(page)
@@ -455,7 +456,7 @@ def test_administrator_cannot_invite_as_owner(merchant, administrator, client_fo
     before = team_state()
 
     response = invite(client_for(administrator), merchant, default_role("owner"))
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_MAKES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
         services.invitation_create(
             merchant=merchant,
             email="newcomer@example.test",
@@ -480,7 +481,7 @@ def test_administrator_cannot_promote_a_member_to_owner(
     before = team_state()
 
     response = change_role(client_for(administrator), view_only_member, default_role("owner"))
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_MAKES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
         services.membership_change_role(
             membership=view_only_member, role=default_role("owner"), actor=administrator
         )
@@ -498,7 +499,7 @@ def test_administrator_cannot_demote_an_owner(
 
     page = client.get(url("teams:member", merchant, pk=owner_membership.pk))
     response = change_role(client, owner_membership, default_role("administrator"))
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_CHANGES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_change_role(
             membership=owner_membership, role=default_role("view-only"), actor=administrator
         )
@@ -512,7 +513,7 @@ def test_administrator_cannot_remove_an_owner(administrator, owner_membership, c
     before = team_state()
 
     response = remove(client_for(administrator), owner_membership)
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_CHANGES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_remove(membership=owner_membership, actor=administrator)
 
     assert ONLY_OWNER_CHANGES_OWNER in page_text(response)
@@ -539,7 +540,7 @@ def test_the_last_owner_cannot_leave_through_the_page(merchant, owner, client_fo
 def test_the_last_owner_cannot_leave_through_the_service(owner, owner_membership):
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_leave(membership=owner_membership, actor=owner)
 
     assert refusal.value.message == LAST_OWNER_LEAVES
@@ -569,7 +570,7 @@ def test_the_last_owner_cannot_be_demoted_by_themselves_or_an_administrator(
     before = team_state()
 
     response = change_role(client_for(acting), owner_membership, default_role("administrator"))
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_change_role(
             membership=owner_membership, role=default_role("view-only"), actor=fresh(acting)
         )
@@ -587,7 +588,7 @@ def test_the_last_owner_cannot_be_removed_by_themselves_or_an_administrator(
     before = team_state()
 
     response = remove(client_for(acting), owner_membership)
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_remove(membership=owner_membership, actor=fresh(acting))
 
     assert message in page_text(response)
@@ -605,7 +606,7 @@ def test_an_owner_removed_while_their_request_runs_cannot_then_remove_the_last_o
     services.membership_remove(membership=co_owner, actor=owner)
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation, match=ONLY_OWNER_CHANGES_OWNER):
+    with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_remove(membership=owner_membership, actor=in_flight)
 
     assert team_state() == before
@@ -634,7 +635,7 @@ def test_with_two_owners_one_removes_the_other_and_is_then_the_last(
 
     services.membership_remove(membership=co_owner, actor=owner)
 
-    with pytest.raises(TeamRuleViolation, match="last Owner"):
+    with pytest.raises(Refused, match="last Owner"):
         services.membership_leave(membership=owner_membership, actor=owner)
     assert Membership.objects.get(merchant=merchant).user == owner
 
@@ -644,9 +645,9 @@ def test_an_owner_of_another_merchant_cannot_touch_this_merchants_owner(
 ):
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation, match="does not allow this"):
+    with pytest.raises(Refused, match="does not allow this"):
         services.membership_remove(membership=owner_membership, actor=other_owner)
-    with pytest.raises(TeamRuleViolation, match="does not allow this"):
+    with pytest.raises(Refused, match="does not allow this"):
         services.membership_change_role(
             membership=owner_membership, role=default_role("view-only"), actor=other_owner
         )
@@ -675,7 +676,7 @@ def test_a_custom_role_grants_each_catalogue_permission_only_if_it_includes_it(
 
 
 PAGES_FOR_KEY_VIEWER = [
-    ("merchants:detail", 200),
+    ("credentials:merchant", 200),
     ("credentials:detail", 200),
     ("credentials:submit", 403),
     ("merchants:profile", 403),
@@ -739,18 +740,18 @@ def test_editing_a_custom_role_changes_its_members_pages_on_the_next_request(
     )
 
     assert client.get(submit).status_code == 403
-    assert client.get(url("merchants:detail", merchant)).status_code == 200
+    assert client.get(url("credentials:merchant", merchant)).status_code == 200
 
 
 def test_a_removed_member_gets_404_on_the_next_request(
     merchant, owner, developer_member, client_for
 ):
     client = client_for(developer_member.user)
-    assert client.get(url("merchants:detail", merchant)).status_code == 200
+    assert client.get(url("credentials:merchant", merchant)).status_code == 200
 
     services.membership_remove(membership=developer_member, actor=owner)
 
-    assert client.get(url("merchants:detail", merchant)).status_code == 404
+    assert client.get(url("credentials:merchant", merchant)).status_code == 404
 
 
 # Custom role rules ----------------------------------------------------------------------
@@ -771,7 +772,7 @@ def test_a_custom_role_name_of_65_characters_is_refused(merchant, owner, client_
     before = team_state()
 
     response = client_for(owner).post(url("teams:role_create", merchant), role_form(name="R" * 65))
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "R" * 65, [VIEW_MERCHANT])
 
     assert "Keep the name to 64 characters (it has 65)." in page_text(response)
@@ -800,7 +801,7 @@ def test_a_custom_role_name_taken_in_the_merchant_in_other_capitals_is_refused(
     response = client_for(owner).post(
         url("teams:role_create", merchant), role_form(name="accountant")
     )
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "ACCOUNTANT", [VIEW_MERCHANT])
 
     assert "Demo Coffee Co already has a role called “accountant”." in page_text(response)
@@ -826,7 +827,7 @@ def test_a_custom_role_cannot_take_a_default_roles_name(merchant, owner, client_
     before = team_state()
 
     response = client_for(owner).post(url("teams:role_create", merchant), role_form(name=name))
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, name, [VIEW_MERCHANT])
 
     message = f"“{name}” is the name of a default role; choose another name for a custom role."
@@ -839,7 +840,7 @@ def test_a_custom_role_without_permissions_is_refused(merchant, owner, client_fo
     before = team_state()
 
     response = client_for(owner).post(url("teams:role_create", merchant), role_form(permissions=()))
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "Accountant", [])
 
     message = "Choose at least one permission: a role without any would open nothing."
@@ -855,7 +856,7 @@ def test_a_custom_role_takes_only_catalogue_permissions(merchant, owner, client_
     response = client_for(owner).post(
         url("teams:role_create", merchant), role_form(permissions=[VIEW_MERCHANT, perm])
     )
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "Accountant", [VIEW_MERCHANT, perm])
 
     assert "Choose permissions from the list." in page_text(response)
@@ -884,7 +885,7 @@ def test_role_manager_cannot_create_a_role_with_a_permission_they_lack(
         url("teams:role_create", merchant),
         role_form(name="Key sender", permissions=[VIEW_MERCHANT, SUBMIT_KEYS]),
     )
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         create_role(merchant, role_manager, "Key sender", [VIEW_MERCHANT, SUBMIT_KEYS])
 
     message = "You cannot give a role permissions you do not hold (Submit and roll keys)."
@@ -933,7 +934,7 @@ def test_role_manager_cannot_edit_the_role_they_hold(
         url("teams:role_edit", merchant, pk=role_manager_role.pk),
         role_form(name="Role manager", permissions=[VIEW_MERCHANT, VIEW_TEAM]),
     )
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.role_update(
             role=role_manager_role,
             name="Role manager",
@@ -984,7 +985,7 @@ def test_a_custom_role_in_use_is_not_deleted_and_the_page_names_its_members(
 
     page = client.get(url("teams:role_delete", merchant, pk=role.pk))
     response = client.post(url("teams:role_delete", merchant, pk=role.pk), follow=True)
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.role_delete(role=role, actor=owner)
 
     message = (
@@ -1030,11 +1031,11 @@ def test_default_roles_cannot_be_changed_or_deleted_through_the_services(owner, 
     default = default_role(role)
     before = team_state()
 
-    with pytest.raises(TeamRuleViolation, match="Default roles cannot be changed"):
+    with pytest.raises(Refused, match="Default roles cannot be changed"):
         services.role_update(
             role=default, name="Renamed", description="", permissions=[VIEW_MERCHANT], actor=owner
         )
-    with pytest.raises(TeamRuleViolation, match="Default roles cannot be deleted"):
+    with pytest.raises(Refused, match="Default roles cannot be deleted"):
         services.role_delete(role=default, actor=owner)
 
     assert team_state() == before
@@ -1128,7 +1129,7 @@ def test_inviting_with_another_merchants_role_is_refused(
     before = team_state()
 
     response = invite(client_for(owner), merchant, foreign)
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.invitation_create(
             merchant=merchant, email="newcomer@example.test", role=foreign, actor=owner
         )
@@ -1186,7 +1187,7 @@ def test_changing_a_role_to_another_merchants_role_is_refused(
     before = team_state()
 
     response = change_role(client_for(owner), view_only_member, foreign)
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.membership_change_role(membership=view_only_member, role=foreign, actor=owner)
 
     assert response.status_code == 200
@@ -1225,7 +1226,7 @@ def test_editing_a_role_with_a_merchant_field_keeps_it_in_its_merchant(
 
 
 def test_a_custom_role_without_view_merchant_is_refused_with_the_reason(merchant, owner):
-    with pytest.raises(TeamRuleViolation) as refusal:
+    with pytest.raises(Refused) as refusal:
         services.role_create(
             merchant=merchant,
             name="Profile only",
@@ -1258,7 +1259,7 @@ def test_a_refusal_by_a_service_is_audited_once_whether_a_page_or_code_made_it(
     membership = Membership.objects.get(user=owner, merchant=merchant)
 
     client_for(owner).post(url("teams:leave", merchant), follow=True)
-    with pytest.raises(TeamRuleViolation):
+    with pytest.raises(Refused):
         services.membership_leave(membership=membership, actor=owner)
 
     events = AuditEvent.objects.filter(action=AuditEvent.Action.ACTION_REFUSED).order_by("pk")

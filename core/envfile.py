@@ -1,8 +1,10 @@
-"""Write `.env` with freshly generated secrets, once.
+"""A developer's local state: `.env` with freshly generated secrets (once) and `var/`.
 
-Run by `make run` before anything imports the settings, and by the local settings when they
-start without one (`python manage.py …` on a fresh checkout). An existing `.env` is never
-touched: it may hold keys that already encrypt stored secrets, and losing them loses the data.
+Run by `make run`/`make demo` (`python -m core.envfile`) before anything imports the settings,
+and by `manage.py` and the Celery processes when they start with the local settings, so any
+command works on a fresh checkout. The settings modules themselves never write anything. An
+existing `.env` is never touched: it may hold keys that already encrypt stored secrets, and
+losing them loses the data.
 """
 
 import argparse
@@ -14,6 +16,10 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+# What the embedded defaults keep under var/: the SQLite database and kombu's filesystem broker.
+VAR_FOLDERS = ("broker/queue", "broker/control", "broker/processed")
+LOCAL_SETTINGS = "config.settings.local"
 
 
 def generated_env() -> str:
@@ -46,6 +52,25 @@ def write_env_file(path: Path) -> bool:
     return True
 
 
+def env_file_path() -> Path:
+    """Return the `.env` the settings read: KEYHOUSE_ENV_FILE, or `.env` beside manage.py."""
+    return Path(os.environ.get("KEYHOUSE_ENV_FILE") or BASE_DIR / ".env")
+
+
+def local_state_ensure() -> None:
+    """Create `var/` and, unless the environment brings its own secret key, `.env`.
+
+    Only for the local settings: production and the tests bring their own configuration.
+    """
+    if os.environ.get("DJANGO_SETTINGS_MODULE", LOCAL_SETTINGS) != LOCAL_SETTINGS:
+        return
+    for folder in VAR_FOLDERS:
+        (VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
+    path = env_file_path()
+    if "DJANGO_SECRET_KEY" not in os.environ and write_env_file(path):
+        print(f"Wrote {path} with new secrets (never commit it).", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write `.env` at `--path` unless a file is already there; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -55,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.key:
         print(Fernet.generate_key().decode())
         return 0
+    for folder in VAR_FOLDERS:
+        (VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
     if write_env_file(args.path):
         print(
             f"Wrote {args.path.name} with new secrets (DEMO_PASSWORD is the demo users' password)."

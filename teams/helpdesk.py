@@ -1,29 +1,36 @@
-"""The helpdesk's Django groups and the admin permissions each one needs."""
+"""The helpdesk's Django groups and the admin permissions each one holds."""
 
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from teams.permissions import permission_objects
+from teams.permissions import (
+    HELPDESK_REVEAL_SECRETS,
+    HELPDESK_VIEW_AUDIT,
+    HELPDESK_VIEW_KEYS,
+    HELPDESK_VIEW_MAIL,
+    HELPDESK_VIEW_MERCHANTS,
+    HELPDESK_VIEW_TEAMS,
+    HELPDESK_VIEW_USERS,
+    HELPDESK_WORK_QUEUE,
+)
+from teams.rules import permission_objects
 
 HELPDESK_GROUP = "Helpdesk"
 HELPDESK_LEAD_GROUP = "Helpdesk lead"
 
 # Global (admin) permissions. Merchant portal permissions come from memberships, not groups.
 HELPDESK_PERMISSIONS = (
-    "merchants.view_merchant",
-    "credentials.view_credential",
-    "credentials.change_credential",
-    "merchants.view_outgoingemail",
-    "teams.view_membership",
-    "teams.view_role",
-    "teams.view_user",
-    "teams.view_invitation",
-    "teams.view_auditevent",
+    HELPDESK_VIEW_MERCHANTS,
+    HELPDESK_VIEW_KEYS,
+    HELPDESK_WORK_QUEUE,
+    HELPDESK_VIEW_MAIL,
+    *HELPDESK_VIEW_TEAMS,
+    HELPDESK_VIEW_USERS,
+    HELPDESK_VIEW_AUDIT,
 )
 
-
 # A lead may also reveal a stored secret (each reveal is audited).
-HELPDESK_LEAD_PERMISSIONS = ("credentials.reveal_secret",)
+HELPDESK_LEAD_PERMISSIONS = (HELPDESK_REVEAL_SECRETS,)
 
 
 @transaction.atomic

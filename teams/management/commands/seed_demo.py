@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from merchants.helpdesk import HELPDESK_GROUP, HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
 from merchants.models import Integration, Merchant
-from merchants.services import merchant_create
+from teams.helpdesk import HELPDESK_GROUP, HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
+from teams.services import merchant_create_with_owner
 
 HELPDESK_EMAIL = "helpdesk@demo.test"
 HELPDESK_LEAD_EMAIL = "lead@demo.test"
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 spec = dict(spec)
                 owner = self._user(spec.pop("owner"), full_name=f"Owner of {spec['name']}")
                 if not Merchant.objects.filter(slug=spec["slug"]).exists():
-                    merchant_create(owner=owner, actor=None, **spec)
+                    merchant_create_with_owner(owner=owner, actor=None, **spec)
         self._print_summary()
 
     def _user(self, email, *, full_name, is_staff=False):

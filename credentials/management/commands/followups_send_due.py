@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from merchants.services import emails_send_due, followups_send_due
+from credentials.services.helpdesk import followups_send_due
+from mail.services import emails_send_due
 
 
 class Command(BaseCommand):

@@ -1,0 +1,126 @@
+"""The helpdesk's side of a submission: acknowledging it, and the reminders until then."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.refusals import authorize, refusals_audited
+from audit.services import audit_record
+from credentials.models import Credential, LifecycleState
+from credentials.services.notifications import (
+    HELPDESK_REMINDER,
+    HELPDESK_SUBMISSION,
+    credential_admin_url,
+    credential_id_of_topic,
+    credential_topic,
+    key_target,
+)
+from mail.services import email_enqueue, emails_cancel, on_sent
+from teams.permissions import HELPDESK_WORK_QUEUE
+
+# Rows per sweep: bounded so that a transaction never grows without limit.
+SWEEP_BATCH = 500
+
+
+@refusals_audited
+@transaction.atomic
+def credential_acknowledge(*, credential: Credential, actor, request=None) -> bool:
+    """Record that the helpdesk took the submission: reminders stop, including one queued but
+    not sent yet (the mail server was down). Return False if it already was acknowledged
+    (the first acknowledgement is kept). Needs the helpdesk's queue permission."""
+    authorize(actor, HELPDESK_WORK_QUEUE, about=credential.merchant)
+    updated = Credential.objects.filter(pk=credential.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor, followup_due_at=None
+    )
+    if updated:
+        reminders_cancel(credential=credential)
+        audit_record(
+            action=AuditEvent.Action.SUBMISSION_ACKNOWLEDGED,
+            actor=actor,
+            merchant_id=credential.merchant_id,
+            target=key_target(credential),
+            request=request,
+        )
+    return bool(updated)
+
+
+def followups_send_due(*, now=None) -> int:
+    """Queue one reminder to the helpdesk for each unacknowledged submission now due.
+
+    Rows are claimed with SELECT … FOR UPDATE SKIP LOCKED and a conditional update, so two
+    sweeps running at once never remind twice; the next reminder is due FOLLOWUP_AFTER from
+    now, so reminders missed while workers were down go out once, not once per missed period.
+    Return the number of reminders queued.
+    """
+    now = now or timezone.now()
+    next_due = now + timedelta(seconds=settings.FOLLOWUP_AFTER)
+    queued = 0
+    with transaction.atomic():
+        due = list(
+            Credential.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                acknowledged_at__isnull=True,
+                followup_due_at__lte=now,
+                lifecycle_state=LifecycleState.ACTIVE,
+            )
+            .order_by("followup_due_at", "pk")
+            .values_list("pk", "followup_due_at", "reminders_sent")[:SWEEP_BATCH]
+        )
+        numbers = {}
+        for pk, due_at, reminders_sent in due:
+            claimed = Credential.objects.filter(
+                pk=pk, followup_due_at=due_at, acknowledged_at__isnull=True
+            ).update(
+                reminders_sent=reminders_sent + 1, last_reminded_at=now, followup_due_at=next_due
+            )
+            if claimed:
+                numbers[pk] = reminders_sent + 1
+        claimed_credentials = (
+            Credential.objects.select_related("merchant", "submitted_by")
+            .defer("secret")
+            .in_bulk(list(numbers))
+        )
+        for pk, number in numbers.items():
+            credential = claimed_credentials[pk]
+            reminder = email_enqueue(
+                dedupe_key=f"reminder:{pk}:{number}",
+                kind=HELPDESK_REMINDER,
+                to=[settings.HELPDESK_EMAIL],
+                template="helpdesk_reminder",
+                context={
+                    "credential": credential,
+                    "merchant": credential.merchant,
+                    "number": number,
+                    "admin_url": credential_admin_url(credential),
+                },
+                topic=credential_topic(pk),
+            )
+            if reminder is not None:
+                queued += 1
+    return queued
+
+
+def reminders_cancel(*, credential: Credential) -> int:
+    """Cancel the reminders about `credential` that were queued but not sent; return how many.
+
+    Called when reminding no longer makes sense: the submission was acknowledged, or its key
+    revoked.
+    """
+    return emails_cancel(topic=credential_topic(credential.pk), kind=HELPDESK_REMINDER)
+
+
+@on_sent(HELPDESK_SUBMISSION)
+def _helpdesk_told(emails, sent_at) -> None:
+    """Record when the helpdesk was told of a key: the outbox calls this once the notice of a
+    submission went out.
+
+    A hook rather than a fact derived from the mail table when needed: the queue sorts and
+    filters on this column, and the outbox's topic is an opaque string no index joins on.
+    """
+    notified = [credential_id_of_topic(email.topic) for email in emails]
+    Credential.objects.filter(
+        pk__in=[pk for pk in notified if pk is not None], helpdesk_notified_at__isnull=True
+    ).update(helpdesk_notified_at=sent_at)

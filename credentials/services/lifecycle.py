@@ -1,0 +1,270 @@
+"""The key lifecycle: rolls (a verified key supersedes the older ones), revocation, and the
+daily re-check of verified keys with Stripe."""
+
+import random
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from audit.models import AuditEvent
+from audit.refusals import authorize, refusals_audited
+from audit.services import audit_record
+from core.queue import enqueue
+from core.redaction import contains_secret
+from credentials.models import Credential, LifecycleState, VerificationState
+from credentials.services.checking import REASONS, ask_stripe, locked_for_recording
+from credentials.services.helpdesk import reminders_cancel
+from credentials.services.notifications import (
+    KeyEvent,
+    key_event_notify,
+    key_target,
+    merchant_recipients,
+)
+from teams.permissions import HELPDESK_WORK_QUEUE, REVOKE_KEYS
+
+REVERIFY_TASK = "credentials.tasks.reverify_credential"
+
+
+class ReverifyOutcome(StrEnum):
+    """What one re-check of a verified key did."""
+
+    NOT_DUE = "not_due"  # revoked, replaced or checked by another worker meanwhile
+    UNAVAILABLE = "unavailable"  # Stripe did not answer; checked again in an hour
+    STILL_VALID = "still_valid"
+    REJECTED = "rejected"  # Stripe refuses it now; both sides told
+
+
+# Rows one sweep handles: bounded, the next sweep takes the rest.
+SWEEP_LIMIT = 500
+
+
+def next_reverification(after: datetime) -> datetime:
+    """Return when a key verified at `after` is checked again: REVERIFY_EVERY later, give or
+    take a tenth, so that keys verified together do not all come due together."""
+    period = settings.REVERIFY_EVERY
+    jitter = random.uniform(-period / 10, period / 10)  # noqa: S311  spreading, not secrecy
+    return after + timedelta(seconds=period + jitter)
+
+
+def _active_in_same_slot(credential: Credential):
+    """Return the merchant's other active keys for the same provider and mode, the keys a
+    roll replaces, without their secrets."""
+    return (
+        Credential.objects.active()
+        .filter(
+            merchant_id=credential.merchant_id,
+            provider=credential.provider,
+            mode=credential.mode,
+        )
+        .exclude(pk=credential.pk)
+        .defer("secret")
+    )
+
+
+def active_verified_others(credential: Credential):
+    return (
+        _active_in_same_slot(credential)
+        .filter(verification_state=VerificationState.VERIFIED)
+        .order_by("-submitted_at")
+    )
+
+
+def supersede_older_keys(credential: Credential) -> list[Credential]:
+    """Retire the keys this verified one replaces (a roll): older active keys of the same
+    merchant, provider and mode become superseded and their secrets are erased. Hints,
+    fingerprints and history stay. Return them."""
+    older = list(
+        _active_in_same_slot(credential)
+        .filter(submitted_at__lt=credential.submitted_at)
+        .select_for_update(of=("self",))
+    )
+    Credential.objects.filter(pk__in=[old.pk for old in older]).update(
+        lifecycle_state=LifecycleState.SUPERSEDED,
+        secret=None,
+        replaced_by=credential,
+        lifecycle_changed_at=timezone.now(),
+        followup_due_at=None,
+        next_reverify_at=None,
+    )
+    for old in older:
+        audit_record(
+            action=AuditEvent.Action.KEY_SUPERSEDED,
+            merchant_id=credential.merchant_id,
+            target=key_target(old),
+            details={"replaced_by": credential.secret_hint},
+        )
+    return older
+
+
+REVOKE_WHAT_TO_DO = (
+    "Roll the key in the Stripe dashboard (Developers → API keys → ⋯ → Roll key) so that the "
+    "compromised one stops working everywhere, then submit the new key in Keyhouse."
+)
+
+
+@refusals_audited
+@transaction.atomic
+def credential_revoke(*, credential: Credential, actor, reason: str, request=None) -> Credential:
+    """Revoke a key reported compromised: at once, its secret erased, reminders stopped, the
+    helpdesk alerted (urgent mail) and the merchant told how to roll it and submit the new one.
+
+    Merchant members need "Revoke keys"; helpdesk staff need to change credentials in the
+    admin. Raise Refused otherwise, and ValidationError if it is not active.
+    """
+    merchant = credential.merchant
+    by = authorize(actor, REVOKE_KEYS, merchant, staff_permission=HELPDESK_WORK_QUEUE)
+    reason = " ".join(reason.split())[:500]
+    if contains_secret(reason):
+        raise ValidationError("Describe what happened without pasting the key itself.")
+    now = timezone.now()
+    revoked = (
+        Credential.objects.active()
+        .filter(pk=credential.pk)
+        .update(
+            lifecycle_state=LifecycleState.REVOKED,
+            secret=None,
+            revoked_by=actor,
+            revoked_reason=reason,
+            lifecycle_changed_at=now,
+            followup_due_at=None,
+            next_reverify_at=None,
+        )
+    )
+    if not revoked:
+        raise ValidationError("This key is no longer active: it was already replaced or revoked.")
+    reminders_cancel(credential=credential)
+    credential = (
+        Credential.objects.select_related("merchant", "submitted_by", "revoked_by")
+        .defer("secret")
+        .get(pk=credential.pk)
+    )
+    audit_record(
+        action=AuditEvent.Action.KEY_REVOKED,
+        actor=actor,
+        merchant=merchant,
+        target=key_target(credential),
+        details={"reason": reason, "by": "helpdesk" if by == "staff" else "merchant"},
+        request=request,
+    )
+    key_event_notify(
+        credential=credential,
+        event=KeyEvent.REVOKED,
+        merchant_to=merchant_recipients(credential, also=() if by == "staff" else (actor.email,)),
+        what_to_do=REVOKE_WHAT_TO_DO,
+    )
+    return credential
+
+
+def reverifications_queue_due(*, now=None) -> int:
+    """Queue the re-check of every verified active key that is due, spread over the sweep
+    interval so Stripe is not asked about all of them at once. Return how many."""
+    now = now or timezone.now()
+    due = list(
+        Credential.objects.active()
+        .filter(verification_state=VerificationState.VERIFIED, next_reverify_at__lte=now)
+        .order_by("next_reverify_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+    )
+    if not due:
+        return 0
+    spacing = settings.REVERIFY_SWEEP_EVERY / len(due)
+    queued = 0
+    for index, pk in enumerate(due):
+        if not enqueue(REVERIFY_TASK, pk, countdown=index * spacing):
+            break  # the broker is down: the next sweep queues the rest again
+        queued += 1
+    return queued
+
+
+@sensitive_variables("secret")
+def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
+    """Check again with Stripe a key that was verified; return what happened.
+
+    The key is claimed by moving its next check forward (a conditional update), so two
+    sweeps or a redelivered task check it once. A key Stripe now refuses (rolled or deleted
+    on Stripe's side, expired) is marked rejected and both sides are told, once: rejected
+    keys are not re-checked. A transient failure changes nothing but the next check's time.
+    """
+    now = now or timezone.now()
+    due = (
+        Credential.objects.active()
+        .filter(
+            pk=credential_id,
+            verification_state=VerificationState.VERIFIED,
+            next_reverify_at__lte=now,
+        )
+        .values_list("next_reverify_at", flat=True)
+        .first()
+    )
+    if due is None:
+        return ReverifyOutcome.NOT_DUE
+    claimed = Credential.objects.filter(pk=credential_id, next_reverify_at=due).update(
+        next_reverify_at=next_reverification(now)
+    )
+    if not claimed:
+        return ReverifyOutcome.NOT_DUE
+    # values_list() decrypts through the field, as a model instance would.
+    secret = Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
+    if not secret:
+        return ReverifyOutcome.NOT_DUE
+    facts, refused_code, transient = ask_stripe(secret)
+    del secret
+    if transient:
+        # Not the key's fault: check again in an hour rather than a day. Only if it is still
+        # active and verified: a key revoked or replaced meanwhile is never checked again.
+        Credential.objects.active().filter(
+            pk=credential_id, verification_state=VerificationState.VERIFIED
+        ).update(next_reverify_at=now + timedelta(hours=1))
+        return ReverifyOutcome.UNAVAILABLE
+    with transaction.atomic():
+        credential = locked_for_recording(credential_id)
+        if not credential.is_active or credential.verification_state != VerificationState.VERIFIED:
+            return ReverifyOutcome.NOT_DUE
+        credential.checked_at = timezone.now()
+        if facts is not None:
+            credential.charges_enabled = facts.charges_enabled
+            credential.payouts_enabled = facts.payouts_enabled
+            credential.details_submitted = facts.details_submitted
+            credential.save(
+                update_fields=[
+                    "checked_at",
+                    "charges_enabled",
+                    "payouts_enabled",
+                    "details_submitted",
+                ]
+            )
+            return ReverifyOutcome.STILL_VALID
+        credential.verification_state = VerificationState.REJECTED
+        credential.verification_code = refused_code
+        credential.verification_reason = REASONS["no_longer_valid"].format(
+            reason=REASONS[refused_code]
+        )
+        credential.next_reverify_at = None
+        credential.save(
+            update_fields=[
+                "checked_at",
+                "verification_state",
+                "verification_code",
+                "verification_reason",
+                "next_reverify_at",
+            ]
+        )
+        audit_record(
+            action=AuditEvent.Action.KEY_REVERIFICATION,
+            merchant=credential.merchant,
+            target=key_target(credential),
+            details={"outcome": "rejected", "code": refused_code},
+        )
+        key_event_notify(
+            credential=credential,
+            event=KeyEvent.NO_LONGER_VALID,
+            merchant_to=merchant_recipients(credential),
+            occurrence=str(credential.verification_attempts),
+            send_in_process=True,
+        )
+    return ReverifyOutcome.REJECTED

@@ -1,0 +1,45 @@
+"""Revealing a stored secret to a helpdesk lead: audited, with a reason."""
+
+from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
+
+from audit.models import AuditEvent
+from audit.refusals import authorize, refusals_audited
+from audit.services import audit_record
+from core.redaction import contains_secret
+from credentials.models import Credential
+from credentials.services.notifications import key_target
+from teams.permissions import HELPDESK_REVEAL_SECRETS
+
+
+@refusals_audited
+@sensitive_variables("secret")
+def credential_reveal(*, credential: Credential, actor, reason: str, request=None) -> str:
+    """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
+
+    Only active staff holding the helpdesk lead's permission may; anyone else is refused
+    (Refused), and the refusal is audited too. The reason is required.
+    """
+    authorize(actor, HELPDESK_REVEAL_SECRETS, about=credential.merchant)
+    reason = " ".join(reason.split())[:500]
+    if len(reason) < 10:
+        raise ValidationError("Say why you need the secret (at least 10 characters).")
+    if contains_secret(reason):
+        raise ValidationError("Describe why without pasting a key.")
+    secret = (
+        Credential.objects.active()
+        .filter(pk=credential.pk)
+        .values_list("secret", flat=True)
+        .first()
+    )
+    if not secret:
+        raise ValidationError("This key is no longer active: its secret was erased.")
+    audit_record(
+        action=AuditEvent.Action.KEY_REVEALED,
+        actor=actor,
+        merchant_id=credential.merchant_id,
+        target=key_target(credential),
+        details={"reason": reason},
+        request=request,
+    )
+    return secret

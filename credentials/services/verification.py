@@ -1,0 +1,335 @@
+"""Verifying a submitted key with Stripe, in the worker, and recording what it learned.
+
+Stripe is asked outside any transaction; the outcome is recorded only if this worker's claim
+still stands; a decided outcome queues both mails (`notifications`), supersedes the keys a
+verified one replaces (`lifecycle`) and starts the helpdesk's follow-up clock.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, Q
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from core.queue import enqueue
+from credentials.models import Credential, HelpdeskFlag, LifecycleState, Mode, VerificationState
+from credentials.services.checking import REASONS, ask_stripe, locked_for_recording
+from credentials.services.lifecycle import (
+    active_verified_others,
+    next_reverification,
+    supersede_older_keys,
+)
+from credentials.services.notifications import KeyEvent, key_event_notify, key_target
+from credentials.services.submission import VERIFY_TASK
+
+# Rows one sweep handles: bounded, the next sweep takes the rest.
+SWEEP_LIMIT = 500
+
+
+class VerifyOutcome(StrEnum):
+    """Where one verification attempt left the key."""
+
+    SKIPPED = "skipped"  # not this worker's to verify (decided, revoked, claimed elsewhere)
+    PENDING = VerificationState.PENDING.value  # a transient failure: another try is due
+    VERIFIED = VerificationState.VERIFIED.value
+    REJECTED = VerificationState.REJECTED.value
+    UNREACHABLE = VerificationState.UNREACHABLE.value
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What one verification attempt did. `retry_in` is set when another try is due."""
+
+    state: VerifyOutcome
+    retry_in: float | None = None
+
+
+def _backoff_seconds(attempt: int) -> float:
+    """Exponential back-off with "equal jitter": half fixed, half random."""
+    delay = settings.VERIFY_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  jitter, not cryptography
+
+
+def _claim_for_verification(credential_id: int, now) -> Credential | None:
+    """Mark the credential as being verified by this worker, or return None if it must not be.
+
+    It must not be when it is gone, no longer active, already decided (a redelivered or
+    duplicated task), being verified by another worker whose claim is fresh, or waiting for
+    its back-off to pass.
+    """
+    stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
+    # One conditional update: of two workers with the same task, one claims, the other
+    # finds nothing to update.
+    claimed = (
+        Credential.objects.filter(
+            pk=credential_id,
+            lifecycle_state=LifecycleState.ACTIVE,
+            verification_state__in=[VerificationState.PENDING, VerificationState.VERIFYING],
+        )
+        .exclude(
+            verification_state=VerificationState.VERIFYING,
+            verification_claimed_at__gt=stale_before,
+        )
+        .exclude(verification_next_attempt_at__gt=now + timedelta(seconds=1))
+        .update(
+            verification_state=VerificationState.VERIFYING,
+            verification_claimed_at=now,
+            verification_attempts=F("verification_attempts") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    credential = Credential.objects.filter(pk=credential_id).first()
+    # Revoked or claimed by another worker since (the claim went stale meanwhile): not ours.
+    if credential is None or not credential.is_active or credential.verification_claimed_at != now:
+        return None
+    return credential
+
+
+# The claimed credential holds the decrypted secret: kept out of error reports.
+@sensitive_variables("credential")
+def credential_verify(*, credential_id: int) -> VerifyResult:
+    """Verify one credential with Stripe and record what was learned. Idempotent.
+
+    Called by the worker. Stripe is asked outside any transaction (no lock is held while
+    waiting for the network); the outcome is recorded only if this worker's claim still
+    stands. A decided outcome queues the merchant's and the helpdesk's mail in the same
+    transaction and starts the helpdesk's follow-up clock. Transient failures ask for a retry
+    with back-off until VERIFY_MAX_ATTEMPTS, then the key is marked unreachable.
+    """
+    now = timezone.now()
+    credential = _claim_for_verification(credential_id, now)
+    if credential is None:
+        return VerifyResult(state=VerifyOutcome.SKIPPED)
+    claimed_at = credential.verification_claimed_at
+    facts, code, transient = ask_stripe(credential.secret)
+
+    with transaction.atomic():
+        credential = locked_for_recording(credential_id)
+        # Skipped when another worker took the claim over, or when the key was revoked or
+        # superseded while Stripe was being asked: no outcome mail for a key that is gone.
+        if (
+            credential.verification_state != VerificationState.VERIFYING
+            or credential.verification_claimed_at != claimed_at
+            or not credential.is_active
+        ):
+            return VerifyResult(state=VerifyOutcome.SKIPPED)
+        if transient and credential.verification_attempts < settings.VERIFY_MAX_ATTEMPTS:
+            delay = _backoff_seconds(credential.verification_attempts)
+            credential.verification_state = VerificationState.PENDING
+            credential.verification_next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            credential.verification_code = code
+            credential.verification_reason = REASONS["retrying"].format(code=code)
+            credential.save(
+                update_fields=[
+                    "verification_state",
+                    "verification_next_attempt_at",
+                    "verification_code",
+                    "verification_reason",
+                ]
+            )
+            return VerifyResult(state=VerifyOutcome.PENDING, retry_in=delay)
+        _record_outcome(credential, facts=facts, code=code, transient=transient)
+        replaced = (
+            supersede_older_keys(credential)
+            if credential.verification_state == VerificationState.VERIFIED
+            else []
+        )
+        audit_record(
+            action=AuditEvent.Action.KEY_VERIFICATION,
+            merchant=credential.merchant,
+            target=key_target(credential),
+            details={
+                "outcome": credential.verification_state,
+                "code": credential.verification_code,
+                "account": credential.account_id,
+                "attempts": credential.verification_attempts,
+            },
+        )
+        _notify_outcome(credential, replaced=replaced)
+    return VerifyResult(state=VerifyOutcome(credential.verification_state))
+
+
+def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
+    decided_at = timezone.now()
+    if transient:
+        state = VerificationState.UNREACHABLE
+        reason = REASONS["unreachable"].format(attempts=credential.verification_attempts, code=code)
+    elif facts is None:
+        state, reason = VerificationState.REJECTED, REASONS[code]
+    elif facts.livemode is not None and facts.livemode != (credential.mode == Mode.LIVE):
+        state, code = VerificationState.REJECTED, "livemode_mismatch"
+        reason = REASONS[code].format(mode=credential.get_mode_display().lower())
+    else:
+        state = VerificationState.VERIFIED
+        code = "limited_permissions" if facts.limited_permissions else "verified"
+        reason = REASONS[code]
+    if facts is not None:
+        credential.account_id = facts.account_id
+        credential.account_name = facts.display_name[:255]
+        credential.account_country = facts.country
+        credential.charges_enabled = facts.charges_enabled
+        credential.payouts_enabled = facts.payouts_enabled
+        credential.details_submitted = facts.details_submitted
+        credential.livemode = facts.livemode
+        credential.limited_permissions = facts.limited_permissions
+    credential.verification_state = state
+    credential.verification_code = code
+    credential.verification_reason = reason
+    credential.verification_next_attempt_at = None
+    credential.checked_at = decided_at
+    credential.helpdesk_flags = _helpdesk_flags(credential)
+    if HelpdeskFlag.DUPLICATE_ELSEWHERE in credential.helpdesk_flags:
+        fingerprint, merchant_id = credential.fingerprint, credential.merchant_id
+        transaction.on_commit(
+            lambda: _flag_duplicates_elsewhere(fingerprint=fingerprint, merchant_id=merchant_id)
+        )
+    if credential.acknowledged_at is None:
+        credential.followup_due_at = decided_at + timedelta(seconds=settings.FOLLOWUP_AFTER)
+    credential.next_reverify_at = (
+        next_reverification(decided_at) if state == VerificationState.VERIFIED else None
+    )
+    credential.save(
+        update_fields=[
+            "next_reverify_at",
+            "account_id",
+            "account_name",
+            "account_country",
+            "charges_enabled",
+            "payouts_enabled",
+            "details_submitted",
+            "livemode",
+            "limited_permissions",
+            "verification_state",
+            "verification_code",
+            "verification_reason",
+            "verification_next_attempt_at",
+            "checked_at",
+            "helpdesk_flags",
+            "followup_due_at",
+        ]
+    )
+
+
+def _helpdesk_flags(credential: Credential) -> list[str]:
+    """Return what the helpdesk should look at. The merchant is never told about others."""
+    active_elsewhere = (
+        Credential.objects.active()
+        .filter(fingerprint=credential.fingerprint)
+        .exclude(merchant_id=credential.merchant_id)
+    )
+    other_mode_accounts = (
+        Credential.objects.active()
+        .filter(
+            merchant_id=credential.merchant_id,
+            provider=credential.provider,
+            verification_state=VerificationState.VERIFIED,
+        )
+        .exclude(mode=credential.mode)
+        .exclude(account_id="")
+        .exclude(account_id=credential.account_id)
+    )
+    # Both questions in one query: the worker asks them for every key it decides.
+    duplicate, mismatch = (
+        Credential.objects.filter(pk=credential.pk)
+        .annotate(duplicate=Exists(active_elsewhere), mismatch=Exists(other_mode_accounts))
+        .values_list("duplicate", "mismatch")
+        .get()
+    )
+    flags = []
+    if duplicate:
+        flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)
+    if mismatch and credential.account_id:
+        flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
+    if credential.limited_permissions:
+        flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
+    return [str(flag) for flag in flags]
+
+
+def _flag_duplicates_elsewhere(*, fingerprint: str, merchant_id: int) -> None:
+    """Flag the other merchants' active keys with this fingerprint as well, so the helpdesk
+    sees the duplicate from both sides, not only on the key verified last.
+
+    Run after the verification committed, one key per transaction: no worker ever holds the
+    locks of two keys at once, so two verifications of the same key cannot deadlock.
+    """
+    flag = str(HelpdeskFlag.DUPLICATE_ELSEWHERE)
+    others = (
+        Credential.objects.active()
+        .filter(fingerprint=fingerprint)
+        .exclude(merchant_id=merchant_id)
+        .values_list("pk", flat=True)
+    )
+    for pk in list(others):
+        with transaction.atomic():
+            other = Credential.objects.select_for_update().defer("secret").filter(pk=pk).first()
+            if other is not None and other.is_active and flag not in other.helpdesk_flags:
+                other.helpdesk_flags = [*other.helpdesk_flags, flag]
+                other.save(update_fields=["helpdesk_flags"])
+
+
+def _notify_outcome(credential: Credential, *, replaced=()) -> None:
+    """Queue the outcome mails (once each, whatever the number of deliveries of the task)."""
+    still_in_use = (
+        active_verified_others(credential).first()
+        if credential.verification_state != VerificationState.VERIFIED
+        else None
+    )
+    submitter = credential.submitted_by.email if credential.submitted_by else ""
+    key_event_notify(
+        credential=credential,
+        event=KeyEvent.VERIFICATION,
+        merchant_to=[submitter] if submitter else [],
+        send_in_process=True,
+        replaced=list(replaced),
+        still_in_use=still_in_use,
+    )
+
+
+def verifications_requeue_stale(*, now=None) -> int:
+    """Queue again the verifications that no worker is doing: return how many.
+
+    A key stays pending when the broker was down at submission or a retry was lost, and
+    stays "verifying" when its worker died. Each is queued at most once per
+    VERIFY_STALE_AFTER; the verification itself is idempotent, so a duplicate costs nothing.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
+    stale = (
+        Credential.objects.active()
+        .filter(
+            Q(verification_state=VerificationState.PENDING)
+            & (
+                Q(verification_next_attempt_at__lte=stale_before)
+                | Q(verification_next_attempt_at__isnull=True, submitted_at__lte=stale_before)
+            )
+            | Q(
+                verification_state=VerificationState.VERIFYING,
+                verification_claimed_at__lte=stale_before,
+            )
+        )
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+    )
+    queued = 0
+    for pk in list(stale):
+        # Release a dead worker's claim and restart the staleness clock, conditionally, so
+        # two sweeps do not both queue it.
+        released = (
+            Credential.objects.filter(pk=pk)
+            .filter(
+                Q(verification_state=VerificationState.PENDING)
+                | Q(verification_claimed_at__lte=stale_before)
+            )
+            .exclude(verification_next_attempt_at__gt=stale_before)
+            .update(verification_state=VerificationState.PENDING, verification_next_attempt_at=now)
+        )
+        if released and enqueue(VERIFY_TASK, pk):
+            queued += 1
+    return queued

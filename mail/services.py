@@ -1,0 +1,256 @@
+"""The outbox: compose, store, send and sweep mail, and what happens once a mail went out.
+
+Mail is stored in the transaction of the event it reports and sent after commit, by a task or
+by the worker that caused it; a sweep sends whatever is due (new, retried, or left by a worker
+that died). Senders that must learn when a kind of mail went out register a hook with
+`on_sent(kind)`; the outbox itself knows nothing of what its mail is about.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from core.queue import enqueue
+from mail.models import OutgoingEmail
+
+logger = logging.getLogger(__name__)
+
+SEND_TASK = "mail.tasks.send_email"
+# How long a worker may hold a mail it is sending before another may try it.
+EMAIL_SEND_LEASE = timedelta(minutes=5)
+EMAIL_RETRY_MAX_SECONDS = 3600
+# Rows per sweep: bounded so that a transaction never grows without limit.
+SWEEP_BATCH = 500
+
+SentHook = Callable[[list[OutgoingEmail], datetime], None]
+_SENT_HOOKS: dict[str, list[SentHook]] = defaultdict(list)
+
+
+def on_sent(kind: str):
+    """Register `hook(emails, sent_at)` to run when mail of `kind` has been sent.
+
+    It runs in the transaction that marks the mail sent, so what it records commits with it.
+    """
+
+    def register(hook: SentHook) -> SentHook:
+        if hook not in _SENT_HOOKS[kind]:
+            _SENT_HOOKS[kind].append(hook)
+        return hook
+
+    return register
+
+
+def _run_sent_hooks(emails: list[OutgoingEmail], sent_at) -> None:
+    by_kind: dict[str, list[OutgoingEmail]] = defaultdict(list)
+    for email in emails:
+        by_kind[email.kind].append(email)
+    for kind, sent in by_kind.items():
+        for hook in _SENT_HOOKS.get(kind, ()):
+            hook(sent, sent_at)
+
+
+def email_compose(
+    *,
+    dedupe_key: str,
+    kind: str,
+    to: list[str],
+    template: str,
+    context: dict,
+    topic: str = "",
+    urgent: bool = False,
+) -> OutgoingEmail:
+    """Return a mail rendered from `emails/<template>`, not stored yet. Templates never
+    receive a secret."""
+    context = {"site_url": settings.SITE_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+    return OutgoingEmail(
+        dedupe_key=dedupe_key,
+        kind=kind,
+        to=list(to),
+        subject=subject[:255],
+        body_text=render_to_string(f"emails/{template}.txt", context),
+        body_html=render_to_string(f"emails/{template}.html", context),
+        topic=topic,
+        urgent=urgent,
+    )
+
+
+def emails_enqueue(
+    emails: list[OutgoingEmail], *, send_in_process: bool = False
+) -> list[OutgoingEmail]:
+    """Store `emails` and send them once the transaction commits; return those stored.
+
+    A mail whose `dedupe_key` already exists is left out: the event it reports was processed
+    before.
+
+    By default a `send_email` task sends each. Code already running in a worker passes
+    `send_in_process=True` to send them right after commit instead, together over one
+    connection to the mail server: that spares a task per mail and keeps the mails from
+    queueing behind other work. They are stored already claimed by this worker, so no
+    other sends them meanwhile; if this worker dies first, the sweep sends them once the
+    claim has lapsed. A failed send is retried by the sweep either way.
+    """
+    new = list(emails)
+    if not new:
+        return []
+    if send_in_process:
+        lease_until = timezone.now() + EMAIL_SEND_LEASE
+        for email in new:
+            email.next_attempt_at, email.attempts = lease_until, 1
+    try:
+        # The common case, none stored before, in one insert.
+        with transaction.atomic():
+            OutgoingEmail.objects.bulk_create(new)
+    except IntegrityError:
+        # Some were stored before (the event is processed again): store the others.
+        new = [email for email in new if _store_unless_duplicate(email)]
+    if send_in_process and new:
+        transaction.on_commit(lambda: _deliver(new))
+    else:
+        for email in new:
+            transaction.on_commit(partial(enqueue, SEND_TASK, email.pk))
+    return new
+
+
+def _store_unless_duplicate(email: OutgoingEmail) -> bool:
+    email.pk = None
+    try:
+        with transaction.atomic():
+            email.save(force_insert=True)
+    except IntegrityError:
+        if OutgoingEmail.objects.filter(dedupe_key=email.dedupe_key).exists():
+            return False
+        raise
+    return True
+
+
+def email_enqueue(*, send_in_process: bool = False, **mail) -> OutgoingEmail | None:
+    """Compose one mail (the arguments of `email_compose`) and enqueue it: return it, or
+    None, storing nothing, if a mail with its `dedupe_key` already exists."""
+    stored = emails_enqueue([email_compose(**mail)], send_in_process=send_in_process)
+    return stored[0] if stored else None
+
+
+def _retry_delay(attempts: int) -> float:
+    return min(EMAIL_RETRY_MAX_SECONDS, settings.EMAIL_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+
+
+def email_send(*, email_id: int) -> bool:
+    """Send mail `email_id` if it is due and unsent; return True if it was sent now.
+
+    A worker first claims the mail (a conditional update), so two workers never send it
+    together.
+    """
+    if not _claim(email_id, timezone.now()):
+        return False
+    return _deliver([OutgoingEmail.objects.get(pk=email_id)]) == 1
+
+
+def _claim(email_id: int, now) -> bool:
+    return bool(
+        OutgoingEmail.objects.filter(
+            pk=email_id, state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now
+        ).update(next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1)
+    )
+
+
+def _message(email: OutgoingEmail) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(
+        subject=email.subject, body=email.body_text, from_email=email.from_email, to=email.to
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    if email.urgent:
+        message.extra_headers.update({"X-Priority": "1", "Importance": "high"})
+    return message
+
+
+def _deliver(emails: list[OutgoingEmail]) -> int:
+    """Send `emails`, claimed by this worker, over one connection; return how many were sent.
+
+    Each is marked sent only after the mail server accepted it; a failed one is scheduled
+    again with a growing delay and never counted as sent.
+    """
+    sent, failed = [], []
+    connection = get_connection()
+    try:
+        connection.open()
+    except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent
+        failed = [(email, error) for email in emails]
+    else:
+        for email in emails:
+            # Each mail is its own attempt: a message the server refuses (a 4xx for that
+            # recipient, say) does not hold back the others.
+            try:
+                connection.send_messages([_message(email)])
+            except Exception as error:  # noqa: BLE001  retried, never marked sent
+                failed.append((email, error))
+            else:
+                sent.append(email)
+        with suppress(Exception):
+            connection.close()
+    sent_at = timezone.now()
+    with transaction.atomic():
+        if sent:
+            OutgoingEmail.objects.filter(pk__in=[email.pk for email in sent]).update(
+                state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+            )
+            _run_sent_hooks(sent, sent_at)
+        for email, error in failed:
+            delay = _retry_delay(email.attempts)
+            OutgoingEmail.objects.filter(pk=email.pk).update(
+                next_attempt_at=timezone.now() + timedelta(seconds=delay),
+                last_error=type(error).__name__,
+            )
+            logger.warning(
+                "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
+                email.pk,
+                email.kind,
+                type(error).__name__,
+                delay,
+            )
+    return len(sent)
+
+
+def emails_send_due() -> int:
+    """Send every unsent mail whose time has come (new, or due for a retry); return how many.
+
+    The due mails are claimed together: locked with SKIP LOCKED (a sweep running at the same
+    time takes others) and leased in one update, then sent over one connection.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            OutgoingEmail.objects.select_for_update(skip_locked=True)
+            .filter(state=OutgoingEmail.State.PENDING, next_attempt_at__lte=now)
+            .order_by("pk")[:SWEEP_BATCH]
+        )
+        OutgoingEmail.objects.filter(pk__in=[email.pk for email in due]).update(
+            next_attempt_at=now + EMAIL_SEND_LEASE, attempts=F("attempts") + 1
+        )
+    if not due:
+        return 0
+    for email in due:
+        email.attempts += 1
+    return _deliver(due)
+
+
+def emails_cancel(*, topic: str, kind: str) -> int:
+    """Cancel the unsent mail of `kind` about `topic`; return how many.
+
+    For mail that no longer makes sense before it went out (a reminder about a submission
+    that has just been acknowledged).
+    """
+    return OutgoingEmail.objects.filter(
+        topic=topic, kind=kind, state=OutgoingEmail.State.PENDING
+    ).update(state=OutgoingEmail.State.CANCELLED)

@@ -1,0 +1,118 @@
+"""The team rules: who may give which role, manage which member, define which custom role.
+
+Each predicate returns None when the action is allowed, or the sentence that says why not.
+Services enforce them (raising `audit.refusals.Refused`); pages ask them to hide what is not
+allowed.
+"""
+
+from django.contrib.auth.models import Permission
+from django.db.models import Q
+
+from teams.models import Membership
+from teams.permissions import (
+    ALL_MERCHANT_PERMISSIONS,
+    CATALOGUE,
+    CATALOGUE_BY_PERM,
+    OWNER,
+    VIEW_MERCHANT,
+)
+
+
+def permission_objects(perms) -> list:
+    """Return the auth Permission rows named by `app_label.codename` strings (missing ones are
+    left out)."""
+    if not perms:
+        return []
+    query = Q()
+    for perm in perms:
+        app_label, codename = perm.split(".", 1)
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return list(Permission.objects.filter(query))
+
+
+def role_permission_names(role) -> frozenset[str]:
+    """Return the role's permissions as `app_label.codename` strings."""
+    return frozenset(
+        f"{app_label}.{codename}"
+        for app_label, codename in role.permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    )
+
+
+def held_permissions(user, merchant) -> frozenset[str]:
+    """Return the merchant permissions `user` holds through their role there."""
+    return frozenset(perm for perm in ALL_MERCHANT_PERMISSIONS if user.has_perm(perm, merchant))
+
+
+def _labels(perms) -> str:
+    return ", ".join(CATALOGUE_BY_PERM[perm].label for perm in sorted(perms, key=_catalogue_order))
+
+
+def _catalogue_order(perm: str) -> int:
+    return [entry.perm for entry in CATALOGUE].index(perm)
+
+
+def is_owner(user, merchant) -> bool:
+    """Return True if `user` is an Owner of `merchant`."""
+    return Membership.objects.filter(
+        user=user, merchant=merchant, role__merchant__isnull=True, role__slug=OWNER
+    ).exists()
+
+
+def refusal_to_grant(actor, merchant, role) -> str | None:
+    """Why `actor` may not give `role` (by invitation or role change) in `merchant`, or None."""
+    if role.merchant_id not in (None, merchant.pk):
+        return "Choose a default role or one of this merchant's own custom roles."
+    if role.is_owner and not is_owner(actor, merchant):
+        return "Only an Owner can make someone else an Owner."
+    missing = role_permission_names(role) - held_permissions(actor, merchant)
+    if missing:
+        return (
+            f"You cannot give the role “{role.name}”: it includes permissions you do not hold "
+            f"({_labels(missing)})."
+        )
+    return None
+
+
+def refusal_to_manage_member(actor, membership) -> str | None:
+    """Why `actor` may not change or remove `membership`, or None."""
+    merchant = membership.merchant
+    if membership.user_id == actor.pk:
+        return "You cannot change your own role or remove yourself here; ask another manager."
+    if membership.role.is_owner and not is_owner(actor, merchant):
+        return "Only an Owner can change or remove an Owner."
+    missing = role_permission_names(membership.role) - held_permissions(actor, merchant)
+    if missing:
+        return (
+            f"{membership.user.email} holds permissions you do not ({_labels(missing)}), so "
+            "you cannot change their membership."
+        )
+    return None
+
+
+def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
+    """Why `actor` may not create (or, with `role`, edit) a custom role with `perms`, or None."""
+    unknown = set(perms) - ALL_MERCHANT_PERMISSIONS
+    if unknown:
+        return "Choose permissions from the list."
+    if not perms:
+        return "Choose at least one permission: a role without any would open nothing."
+    if VIEW_MERCHANT not in perms:
+        return (
+            "Include “View merchant”: every other permission is used through the merchant's "
+            "pages, and a member who cannot open them could not even leave."
+        )
+    missing = set(perms) - held_permissions(actor, merchant)
+    if missing:
+        return f"You cannot give a role permissions you do not hold ({_labels(missing)})."
+    if role is not None:
+        if Membership.objects.filter(user=actor, merchant=merchant, role=role).exists():
+            return "You hold this role, so you cannot change it; ask another manager."
+        missing_now = role_permission_names(role) - held_permissions(actor, merchant)
+        if missing_now:
+            return (
+                f"This role includes permissions you do not hold ({_labels(missing_now)}), so "
+                "you cannot change it."
+            )
+    return None
