@@ -54,6 +54,7 @@ def merchant_create(
     website: str = "",
     country: str = "",
     requested_integrations: list[str] | None = None,
+    first_owner_email: str = "",
     request=None,
 ) -> Merchant:
     """Create a merchant (the helpdesk, or the system for demo data). Its first Owner is
@@ -75,6 +76,7 @@ def merchant_create(
         actor=actor,
         merchant=merchant,
         target=f"merchant {merchant.slug}",
+        details={"first_owner": first_owner_email} if first_owner_email else {},
         request=request,
     )
     return merchant

@@ -1,5 +1,16 @@
+"""The helpdesk admin for accounts, teams and merchants.
+
+Every write here goes through the same services as the portal, with the staff member as the
+actor, so the rules hold and the audit trail records it: merchants are created with their
+first Owner (`merchant_create_with_owner`) and edited through `merchant_update_profile`;
+accounts through `user_save_by_staff`. Roles, memberships and invitations are read-only here:
+merchants manage their own teams in the portal, where the team rules (nobody grants more than
+they hold, the last Owner stays) apply to whoever acts.
+"""
+
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db import models
@@ -7,8 +18,10 @@ from django.db.models import Count, Q
 
 from core.admin import ReadOnlyModelAdmin
 from merchants.models import Merchant
+from merchants.services import PROFILE_FIELDS, STAFF_FIELDS, merchant_update_profile
 from teams.models import Invitation, Membership, Role, User
-from teams.permissions import CATALOGUE
+from teams.services import merchant_create_with_owner
+from teams.services.users import PRIVILEGE_FIELDS, user_save_by_staff
 
 
 class EmailUserCreationForm(UserCreationForm):
@@ -25,6 +38,10 @@ class EmailUserChangeForm(UserChangeForm):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Accounts. Saved through `user_save_by_staff`: audited, and only a superuser changes
+    privileges. Never deleted here: deactivate an account instead, which keeps who did what
+    in the audit trail."""
+
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     list_display = ("email", "full_name", "is_staff", "is_active", "last_login")
@@ -42,83 +59,50 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    def get_readonly_fields(self, request, obj=None):
+        # Offer only what the staff member may change: privileges are a superuser's to give
+        # (the service refuses anything else).
+        if request.user.is_superuser:
+            return ("last_login", "date_joined")
+        return ("last_login", "date_joined", *sorted(PRIVILEGE_FIELDS))
 
-class RoleAdminForm(forms.ModelForm):
-    """A custom role of one merchant. A role without a merchant would be a new default role,
-    shared by every merchant and then read-only: those come from the data migration only."""
+    def save_model(self, request, obj, form, change):
+        user_save_by_staff(user=obj, changed=form.changed_data, actor=request.user, request=request)
 
-    class Meta:
-        model = Role
-        fields = ("merchant", "name", "description", "permissions")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if "merchant" in self.fields:
-            self.fields["merchant"].required = True
-        if "permissions" in self.fields:
-            catalogue = Q()
-            for entry in CATALOGUE:
-                catalogue |= Q(content_type__app_label=entry.app_label, codename=entry.codename)
-            self.fields["permissions"].queryset = self.fields["permissions"].queryset.filter(
-                catalogue
-            )
-
-    def clean_name(self):
-        name = " ".join(self.cleaned_data["name"].split())
-        if Role.objects.defaults().filter(name__iexact=name).exists():
-            raise forms.ValidationError(
-                f"“{name}” is the name of a default role; choose another name for a custom role."
-            )
-        return name
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
-    form = RoleAdminForm
-    list_display = ("name", "merchant", "description")
+class RoleAdmin(ReadOnlyModelAdmin):
+    """Default roles and every merchant's custom roles. Custom roles are made by the
+    merchant's own managers in the portal, within the team rules."""
+
+    list_display = ("name", "merchant", "description", "permission_list")
     list_select_related = ("merchant",)
     list_filter = (("merchant", admin.EmptyFieldListFilter),)
     search_fields = ("name", "merchant__name")
-    filter_horizontal = ("permissions",)
+    fields = ("name", "merchant", "description", "permission_list")
+    readonly_fields = fields
 
-    def has_change_permission(self, request, obj=None):
-        # Default roles are shared by every merchant: read-only everywhere.
-        if obj is not None and obj.is_default:
-            return False
-        return super().has_change_permission(request, obj)
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("permissions")
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.is_default:
-            return False
-        return super().has_delete_permission(request, obj)
-
-
-class MembershipAdminForm(forms.ModelForm):
-    """Refuse a custom role that belongs to another merchant than the membership's."""
-
-    class Meta:
-        model = Membership
-        fields = ("user", "merchant", "role", "joined_at")
-
-    def clean(self):
-        cleaned_data = super().clean()
-        role = cleaned_data.get("role")
-        # The standalone form chooses the merchant; an inline's merchant is its parent's.
-        merchant = cleaned_data.get("merchant") if "merchant" in self.fields else None
-        merchant_id = merchant.pk if merchant else self.instance.merchant_id
-        if role is not None and role.merchant_id not in (None, merchant_id):
-            self.add_error("role", "This custom role belongs to another merchant.")
-        return cleaned_data
+    @admin.display(description="Permissions")
+    def permission_list(self, obj):
+        return ", ".join(permission.name for permission in obj.permissions.all())
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    form = MembershipAdminForm
+class MembershipAdmin(ReadOnlyModelAdmin):
+    """Who belongs to which merchant with which role. Changed in the portal only, where the
+    team rules apply (the last Owner stays, nobody grants more than they hold)."""
+
     list_display = ("user", "merchant", "role", "joined_at")
     list_select_related = ("user", "merchant", "role")
     list_filter = ("role",)
     search_fields = ("user__email", "merchant__name", "merchant__slug")
-    autocomplete_fields = ("user", "merchant")
+    readonly_fields = ("user", "merchant", "role", "joined_at")
 
 
 @admin.register(Invitation)
@@ -143,28 +127,45 @@ class InvitationAdmin(ReadOnlyModelAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """The merchant's team, read-only (see MembershipAdmin)."""
+
     model = Membership
-    form = MembershipAdminForm
     extra = 0
-    autocomplete_fields = ("user",)
     fields = ("user", "role", "joined_at")
-    readonly_fields = ("joined_at",)
+    readonly_fields = fields
 
     def get_queryset(self, request):
         # Each row prints the membership (user, merchant and role): one query for all rows.
         return super().get_queryset(request).select_related("user", "merchant", "role")
 
-    def get_formset(self, request, obj=None, **kwargs):
-        formset = super().get_formset(request, obj, **kwargs)
-        role = formset.form.base_fields.get("role")
-        if role is not None:
-            # Offer the default roles and this merchant's own, never another merchant's.
-            role.queryset = Role.objects.available_to(obj)
-        return formset
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MerchantAddForm(forms.ModelForm):
+    """A new merchant and the account that becomes its first Owner."""
+
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("email"),
+        help_text="The person who becomes the merchant's first Owner; they invite the rest.",
+    )
+
+    class Meta:
+        model = Merchant
+        fields = ("name", "slug", *PROFILE_FIELDS)
 
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
+    """Merchants. Created with their first Owner and edited through the merchant services
+    (audited, with the staff member as the actor); never deleted (their keys' history stays)."""
+
     list_display = ("name", "slug", "contact_email", "country", "active_keys", "created_at")
     search_fields = ("name", "slug", "contact_email")
     list_filter = ("country",)
@@ -173,6 +174,51 @@ class MerchantAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = (MembershipInline,)
     ordering = ("name",)
+    fields = (*STAFF_FIELDS, "slug", *PROFILE_FIELDS)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = MerchantAddForm
+            kwargs["fields"] = ("name", "slug", "owner", *PROFILE_FIELDS)
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "slug", "owner", *PROFILE_FIELDS)
+        return self.fields
+
+    def get_inlines(self, request, obj):
+        # A new merchant's team is its first Owner, chosen in the form.
+        return self.inlines if obj is not None else ()
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is in every link the merchant was sent: fixed once created.
+        return ("slug",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = merchant_update_profile(
+                merchant=Merchant.objects.get(pk=obj.pk),
+                actor=request.user,
+                request=request,
+                **{field: form.cleaned_data[field] for field in form.changed_data},
+            )
+        else:
+            values = {field: form.cleaned_data[field] for field in PROFILE_FIELDS}
+            saved = merchant_create_with_owner(
+                name=form.cleaned_data["name"],
+                slug=form.cleaned_data["slug"],
+                owner=form.cleaned_data["owner"],
+                actor=request.user,
+                request=request,
+                **values,
+            )
+        # The admin goes on with `obj` (its messages and redirect): make it the saved row.
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     def get_queryset(self, request):
         return (

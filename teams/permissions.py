@@ -38,6 +38,7 @@ HELPDESK_VIEW_MAIL = "mail.view_outgoingemail"
 HELPDESK_VIEW_AUDIT = "audit.view_auditevent"
 HELPDESK_VIEW_TEAMS = ("teams.view_membership", "teams.view_role", "teams.view_invitation")
 HELPDESK_VIEW_USERS = "teams.view_user"
+HELPDESK_ADD_USERS = "teams.add_user"
 HELPDESK_MANAGE_USERS = "teams.change_user"
 
 # Declared by the merchant app, which sits below teams; part of this catalogue all the same.

@@ -15,11 +15,7 @@ from teams.services.refusals import refuse as _refuse
 
 
 def _member_target(membership) -> str:
-    return _member_target_of(membership.user)
-
-
-def _member_target_of(user) -> str:
-    return f"member {user.email}"
+    return f"member {membership.user.email}"
 
 
 @transaction.atomic
@@ -40,16 +36,10 @@ def membership_create(*, user, merchant, role: Role) -> Membership:
 def merchant_create_with_owner(*, name: str, owner, actor, request=None, **profile) -> Merchant:
     """Create a merchant (`merchants.services.merchant_create`) with `owner` as its first
     Owner."""
-    merchant = merchant_create(name=name, actor=actor, request=request, **profile)
-    membership_create(user=owner, merchant=merchant, role=Role.objects.defaults().get(slug=OWNER))
-    audit_record(
-        action=AuditEvent.Action.MEMBER_ROLE_CHANGED,
-        actor=actor,
-        merchant=merchant,
-        target=_member_target_of(owner),
-        details={"from": None, "to": "Owner"},
-        request=request,
+    merchant = merchant_create(
+        name=name, actor=actor, request=request, first_owner_email=owner.email, **profile
     )
+    membership_create(user=owner, merchant=merchant, role=Role.objects.defaults().get(slug=OWNER))
     return merchant
 
 
