@@ -1,4 +1,5 @@
-"""The helpdesk's follow-up: one reminder per FOLLOWUP_AFTER for each unacknowledged submission.
+"""The helpdesk's follow-up: one reminder per FOLLOWUP_AFTER for each unacknowledged submission,
+and the record of when the helpdesk was first told of a submission.
 
 The sweep is called with an explicit `now`, so the tests move the clock instead of waiting.
 """
@@ -16,11 +17,20 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.refusals import Refused
 from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.helpdesk import credential_acknowledge, followups_send_due
-from credentials.services.notifications import HELPDESK_REMINDER, credential_admin_url
+from credentials.services.notifications import (
+    HELPDESK_REMINDER,
+    KeyEvent,
+    credential_admin_url,
+    credential_id_of_topic,
+    credential_topic,
+    key_event_notify,
+)
 from mail.models import OutgoingEmail
-from mail.services import emails_send_due
+from mail.services import email_send, emails_send_due
 from tests.factories import CredentialFactory, MerchantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +48,13 @@ def decided_submission(*, due_at, **fields) -> Credential:
 
 def reminders(credential=None):
     emails = OutgoingEmail.objects.filter(kind=HELPDESK_REMINDER)
-    return emails.filter(credential=credential) if credential else emails
+    return emails.filter(topic=credential_topic(credential.pk)) if credential else emails
+
+
+def reminded_pks() -> list[int]:
+    """Return the pk of the key each stored reminder is about, in the order they were stored."""
+    topics = reminders().order_by("pk").values_list("topic", flat=True)
+    return [credential_id_of_topic(topic) for topic in topics]
 
 
 def secret_fragments(secret: str) -> list[str]:
@@ -68,8 +84,17 @@ def now():
 
 
 @pytest.fixture
-def helpdesk_agent(db):
-    return UserFactory(email="agent@keyhouse.test", is_staff=True)
+def helpdesk_colleague(helpdesk_user):
+    """A second member of the helpdesk, in the same groups as `helpdesk_user`."""
+    colleague = UserFactory(email="colleague@demo.test", is_staff=True)
+    colleague.groups.set(helpdesk_user.groups.all())
+    return colleague
+
+
+@pytest.fixture
+def staff_outside_the_helpdesk(db):
+    """Staff who are in no helpdesk group, so hold none of its permissions."""
+    return UserFactory(email="staff@demo.test", is_staff=True)
 
 
 # Due or not
@@ -92,8 +117,7 @@ def test_a_due_submission_gets_exactly_one_reminder_to_the_helpdesk(now):
     assert followups_send_due(now=now) == 1
 
     reminder = reminders().get()
-    assert reminder.credential == credential
-    assert reminder.merchant == credential.merchant
+    assert reminder.topic == credential_topic(credential.pk)
     assert reminder.to == [settings.HELPDESK_EMAIL]
     assert reminder.state == OutgoingEmail.State.PENDING
     credential.refresh_from_db()
@@ -116,8 +140,8 @@ def test_the_sweep_reminds_only_the_due_submissions_among_several_merchants(now)
 
     assert followups_send_due(now=now) == 3
 
-    assert set(reminders().values_list("credential", flat=True)) == {c.pk for c in due}
-    assert not reminders().filter(credential__in=later).exists()
+    assert set(reminded_pks()) == {c.pk for c in due}
+    assert not set(reminded_pks()) & {c.pk for c in later}
 
 
 def test_the_reminder_mail_names_merchant_hint_number_and_absolute_admin_link(now):
@@ -213,32 +237,50 @@ def test_after_a_missed_reminder_the_next_is_due_followup_after_the_late_run(now
 # Acknowledgement
 
 
-def test_acknowledgement_records_who_and_when_and_clears_the_followup(now, helpdesk_agent):
+def test_acknowledgement_records_who_and_when_and_clears_the_followup(now, helpdesk_user):
     credential = decided_submission(due_at=now)
     before = timezone.now()
 
-    assert credential_acknowledge(credential=credential, actor=helpdesk_agent) is True
+    assert credential_acknowledge(credential=credential, actor=helpdesk_user) is True
 
     credential.refresh_from_db()
-    assert credential.acknowledged_by == helpdesk_agent
+    assert credential.acknowledged_by == helpdesk_user
     assert before <= credential.acknowledged_at <= timezone.now()
     assert credential.followup_due_at is None
 
 
-def test_acknowledged_submission_gets_no_reminder(now, helpdesk_agent):
+@pytest.mark.parametrize("actor", ["staff_outside_the_helpdesk", "owner"])
+def test_acknowledgement_by_anyone_outside_the_helpdesk_is_refused_audited_and_changes_nothing(
+    request, now, merchant, actor
+):
+    actor = request.getfixturevalue(actor)
+    credential = decided_submission(due_at=now, merchant=merchant)
+
+    with pytest.raises(Refused):
+        credential_acknowledge(credential=credential, actor=actor)
+
+    credential.refresh_from_db()
+    assert (credential.acknowledged_at, credential.acknowledged_by) == (None, None)
+    assert credential.followup_due_at == now
+    refusal = AuditEvent.objects.get(action=AuditEvent.Action.ACCESS_DENIED)
+    assert (refusal.actor, refusal.merchant) == (actor, merchant)
+    assert followups_send_due(now=now) == 1
+
+
+def test_acknowledged_submission_gets_no_reminder(now, helpdesk_user):
     credential = decided_submission(due_at=now - followup_after())
-    credential_acknowledge(credential=credential, actor=helpdesk_agent)
+    credential_acknowledge(credential=credential, actor=helpdesk_user)
 
     assert followups_send_due(now=now + 10 * followup_after()) == 0
 
     assert not reminders().exists()
 
 
-def test_acknowledging_after_a_reminder_stops_the_next_one(now, helpdesk_agent):
+def test_acknowledging_after_a_reminder_stops_the_next_one(now, helpdesk_user):
     credential = decided_submission(due_at=now)
     followups_send_due(now=now)
 
-    credential_acknowledge(credential=credential, actor=helpdesk_agent)
+    credential_acknowledge(credential=credential, actor=helpdesk_user)
 
     assert followups_send_due(now=now + 5 * followup_after()) == 0
     credential.refresh_from_db()
@@ -246,18 +288,52 @@ def test_acknowledging_after_a_reminder_stops_the_next_one(now, helpdesk_agent):
     assert reminders(credential).count() == 1
 
 
-def test_a_second_acknowledgement_keeps_the_first(now, helpdesk_agent):
+def test_a_reminder_queued_but_not_sent_is_cancelled_by_the_acknowledgement(now, helpdesk_user):
     credential = decided_submission(due_at=now)
-    credential_acknowledge(credential=credential, actor=helpdesk_agent)
+    followups_send_due(now=now)  # queued, and the mail server is down until after the ack
+
+    credential_acknowledge(credential=credential, actor=helpdesk_user)
+
+    assert emails_send_due() == 0
+    assert reminders(credential).get().state == OutgoingEmail.State.CANCELLED
+    assert mail.outbox == []
+
+
+def test_a_second_acknowledgement_keeps_the_first(now, helpdesk_user, helpdesk_colleague):
+    credential = decided_submission(due_at=now)
+    credential_acknowledge(credential=credential, actor=helpdesk_user)
     credential.refresh_from_db()
     first_at = credential.acknowledged_at
-    colleague = UserFactory(email="colleague@keyhouse.test", is_staff=True)
 
-    assert credential_acknowledge(credential=credential, actor=colleague) is False
+    assert credential_acknowledge(credential=credential, actor=helpdesk_colleague) is False
 
     credential.refresh_from_db()
-    assert credential.acknowledged_by == helpdesk_agent
+    assert credential.acknowledged_by == helpdesk_user
     assert credential.acknowledged_at == first_at
+
+
+# When the helpdesk was told
+
+
+def test_sending_the_helpdesk_submission_records_when_the_helpdesk_was_told():
+    credential = CredentialFactory(verification_state=VerificationState.VERIFIED)
+    [notice] = key_event_notify(credential=credential, event=KeyEvent.VERIFICATION, merchant_to=[])
+
+    assert email_send(email_id=notice.pk) is True
+
+    notice.refresh_from_db()
+    credential.refresh_from_db()
+    assert credential.helpdesk_notified_at == notice.sent_at
+
+
+def test_a_reminder_does_not_count_as_telling_the_helpdesk_of_the_submission(now):
+    credential = decided_submission(due_at=now)
+    followups_send_due(now=now)
+
+    assert emails_send_due() == 1
+
+    credential.refresh_from_db()
+    assert credential.helpdesk_notified_at is None
 
 
 # Keys that are no longer current
@@ -269,7 +345,7 @@ def test_an_active_key_is_reminded_beside_a_replaced_one(now):
 
     assert followups_send_due(now=now) == 1
 
-    assert list(reminders().values_list("credential", flat=True)) == [active.pk]
+    assert reminded_pks() == [active.pk]
 
 
 @pytest.mark.parametrize("lifecycle_state", [LifecycleState.SUPERSEDED, LifecycleState.REVOKED])
@@ -400,7 +476,7 @@ def two_hundred_due(now):
 
 def assert_each_reminded_once(credentials, *, number: int = 1):
     pks = [credential.pk for credential in credentials]
-    per_credential = Counter(reminders().values_list("credential", flat=True))
+    per_credential = Counter(reminded_pks())
     assert per_credential == Counter(dict.fromkeys(pks, number))
     counted = Credential.objects.filter(pk__in=pks).values_list("reminders_sent", flat=True)
     assert set(counted) == {number}
@@ -477,27 +553,6 @@ def test_a_sweep_skips_submissions_another_sweep_holds_instead_of_waiting(now):
         release.set()
         holder.join(timeout=30)
 
-    assert list(reminders().values_list("credential", flat=True)) == [free.pk]
+    assert reminded_pks() == [free.pk]
     assert followups_send_due(now=now) == 1
     assert_each_reminded_once([held, free])
-
-
-@pytest.mark.django_db
-def test_a_reminder_queued_but_not_sent_is_cancelled_by_the_acknowledgement(helpdesk_user):
-    from credentials.services.helpdesk import credential_acknowledge, followups_send_due
-    from mail.models import OutgoingEmail
-    from mail.services import emails_send_due
-    from tests.factories import CredentialFactory
-
-    credential = CredentialFactory(
-        verification_state="verified", followup_due_at=timezone.now() - timedelta(minutes=1)
-    )
-    assert followups_send_due() == 1  # queued; imagine the mail server is down now
-
-    credential_acknowledge(credential=credential, actor=helpdesk_user)
-    sent = emails_send_due()
-
-    reminder = OutgoingEmail.objects.get(kind="helpdesk_reminder")
-    assert reminder.state == OutgoingEmail.State.CANCELLED
-    assert sent == 0
-    assert not [m for m in mail.outbox if "Reminder" in m.subject]

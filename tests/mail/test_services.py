@@ -1,6 +1,7 @@
 """The outbox: each mail stored once, sent once, and never recorded as sent before it was."""
 
 import smtplib
+from collections import defaultdict
 from datetime import timedelta
 
 import pytest
@@ -11,21 +12,24 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials.models import VerificationState
-from credentials.services.notifications import HELPDESK_REMINDER, HELPDESK_SUBMISSION
+from credentials.services.notifications import HELPDESK_REMINDER, credential_topic
+from mail import services
 from mail.models import OutgoingEmail
 from mail.services import (
     EMAIL_SEND_LEASE,
     email_compose,
     email_enqueue,
     email_send,
+    emails_cancel,
     emails_enqueue,
     emails_send_due,
+    on_sent,
 )
 from tests.factories import CredentialFactory
 
 pytestmark = pytest.mark.django_db
 
-BACKENDS = "tests.merchants.test_outbox"
+BACKENDS = "tests.mail.test_services"
 
 
 class FailingThenWorkingBackend(EmailBackend):
@@ -142,8 +146,10 @@ def credential(db):
     return CredentialFactory(verification_state=VerificationState.VERIFIED)
 
 
-def reminder(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER) -> dict:
-    """Return the arguments of a reminder mail about `credential`."""
+def reminder(
+    credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER, topic=None
+) -> dict:
+    """Return the arguments of a reminder mail about `credential` (its topic unless given)."""
     return {
         "dedupe_key": dedupe_key,
         "kind": kind,
@@ -155,8 +161,7 @@ def reminder(credential, *, dedupe_key="reminder:test:1", kind=HELPDESK_REMINDER
             "number": 1,
             "admin_url": "http://testserver/admin/",
         },
-        "merchant": credential.merchant,
-        "credential": credential,
+        "topic": credential_topic(credential.pk) if topic is None else topic,
     }
 
 
@@ -183,6 +188,7 @@ def test_enqueue_stores_a_pending_mail_rendered_from_the_templates(credential):
     assert email.sent_at is None
     assert email.attempts == 0
     assert email.to == [settings.HELPDESK_EMAIL]
+    assert email.topic == credential_topic(credential.pk)
     assert credential.secret_hint in email.subject
     assert credential.secret_hint in email.body_text
     assert credential.secret_hint in email.body_html
@@ -263,22 +269,77 @@ def test_a_second_worker_cannot_send_a_mail_while_the_first_holds_it(settings, c
     assert stored(email).attempts == 1
 
 
-def test_sending_the_helpdesk_submission_records_when_the_helpdesk_was_told(credential):
-    email = enqueue(credential, dedupe_key="verification:test:helpdesk", kind=HELPDESK_SUBMISSION)
-
-    email_send(email_id=email.pk)
-
-    credential.refresh_from_db()
-    assert credential.helpdesk_notified_at == stored(email).sent_at
+# Telling the sender once its mail went out
 
 
-def test_a_reminder_does_not_count_as_telling_the_helpdesk_of_the_submission(credential):
-    email = enqueue(credential, kind=HELPDESK_REMINDER)
+HOOKED = "hooked_notice"
 
-    email_send(email_id=email.pk)
 
-    credential.refresh_from_db()
-    assert credential.helpdesk_notified_at is None
+@pytest.fixture
+def told(monkeypatch):
+    """Return the calls of a hook on mail of kind HOOKED, each (dedupe keys, sent_at).
+
+    The hook goes into an empty registry, gone after the test.
+    """
+    monkeypatch.setattr(services, "_SENT_HOOKS", defaultdict(list))
+    calls = []
+
+    @on_sent(HOOKED)
+    def record(emails, sent_at):
+        calls.append(([email.dedupe_key for email in emails], sent_at))
+
+    return calls
+
+
+def test_a_hook_runs_once_with_the_sent_mails_of_its_kind_and_when_they_were_sent(told, credential):
+    hooked = [enqueue(credential, dedupe_key=f"hooked:{n}", kind=HOOKED) for n in (1, 2)]
+    enqueue(credential, dedupe_key="other:1")
+
+    assert emails_send_due() == 3
+
+    sent_at = stored(hooked[0]).sent_at
+    assert stored(hooked[1]).sent_at == sent_at
+    assert told == [(["hooked:1", "hooked:2"], sent_at)]
+
+
+def test_a_hook_does_not_run_for_a_mail_the_server_did_not_take(
+    flaky_mail_server, told, credential
+):
+    flaky_mail_server(1)
+    email = enqueue(credential, kind=HOOKED)
+
+    assert email_send(email_id=email.pk) is False
+
+    assert told == []
+
+
+# Cancelled before it went out
+
+
+def test_cancel_cancels_only_the_unsent_mail_of_that_kind_about_that_topic(credential):
+    sent = enqueue(credential, dedupe_key="reminder:sent")
+    email_send(email_id=sent.pk)
+    cancelled = enqueue(credential, dedupe_key="reminder:pending")
+    other_kind = enqueue(credential, dedupe_key="other-kind", kind="another_kind")
+    other_topic = enqueue(credential, dedupe_key="other-topic", topic="credential:0")
+
+    assert emails_cancel(topic=credential_topic(credential.pk), kind=HELPDESK_REMINDER) == 1
+
+    assert stored(cancelled).state == OutgoingEmail.State.CANCELLED
+    assert stored(sent).state == OutgoingEmail.State.SENT
+    assert stored(other_kind).state == OutgoingEmail.State.PENDING
+    assert stored(other_topic).state == OutgoingEmail.State.PENDING
+
+
+def test_a_cancelled_mail_is_never_sent(credential):
+    email = enqueue(credential)
+    emails_cancel(topic=credential_topic(credential.pk), kind=HELPDESK_REMINDER)
+
+    assert email_send(email_id=email.pk) is False
+    assert emails_send_due() == 0
+
+    assert mail.outbox == []
+    assert stored(email).state == OutgoingEmail.State.CANCELLED
 
 
 # A failing mail server

@@ -45,15 +45,18 @@ def queries_for(client, url) -> int:
 
 
 def test_dashboard_lists_only_the_users_merchants_with_their_role(
-    merchant, other_merchant, owner, client_for
+    merchant, other_merchant, owner, member_factory, client_for
 ):
     shop = MerchantFactory(name="Demo Tea Co", slug="demo-tea-co")
     MembershipFactory(user=owner, merchant=shop, role=default_role("support"))
+    # Colleagues with other roles: the user's list shows each merchant once, with their role.
+    member_factory(merchant, "developer")
+    member_factory(shop, "owner")
 
     response = client_for(owner).get(DASHBOARD)
 
     assert response.status_code == 200
-    listed = [(m.merchant.name, m.role.name) for m in response.context["memberships"]]
+    listed = [(m.name, m.role_name) for m in response.context["merchants"]]
     assert listed == [("Demo Coffee Co", "Owner"), ("Demo Tea Co", "Support")]
     body = response.content.decode()
     assert "Your role: Owner" in body
