@@ -9,6 +9,9 @@ import os
 
 from celery import Celery
 from celery.signals import beat_init, task_postrun, task_prerun, worker_init
+from django.db import close_old_connections
+
+from core.envfile import local_state_ensure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -29,8 +32,6 @@ def _close_old_connections(sender=None, **kwargs) -> None:
     """
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
-    from django.db import close_old_connections
-
     close_old_connections()
 
 
@@ -39,6 +40,4 @@ def _close_old_connections(sender=None, **kwargs) -> None:
 def _local_state(sender=None, **kwargs) -> None:
     """Give a worker or beat started by hand on a fresh checkout its `.env` and `var/`, as
     `manage.py` does (only with the local settings)."""
-    from core.envfile import local_state_ensure
-
     local_state_ensure()
