@@ -63,9 +63,6 @@ class CredentialQuerySet(models.QuerySet):
     def active(self):
         return self.filter(lifecycle_state=LifecycleState.ACTIVE)
 
-    def with_people(self):
-        return self.select_related("merchant", "submitted_by")
-
 
 class Credential(models.Model):
     """One submitted key pair for one merchant, provider and mode.
