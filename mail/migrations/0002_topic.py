@@ -1,29 +1,42 @@
 """The outbox forgets merchants and keys: an opaque `topic` replaces its two foreign keys."""
 
 from django.db import migrations, models
+from django.db.models.functions import Cast, Concat
+
+
+def _topic(prefix, column):
+    return Concat(models.Value(f"{prefix}:"), Cast(column, models.CharField()))
 
 
 def fill_topic(apps, schema_editor):
+    # Set-based: no row is read into Python. A mail about a key names the key (its merchant
+    # follows from it); a mail about a merchant alone keeps naming that merchant.
     OutgoingEmail = apps.get_model("mail", "OutgoingEmail")
-    for pk, credential_id in (
-        OutgoingEmail.objects.filter(credential__isnull=False)
-        .values_list("pk", "credential_id")
-        .iterator()
-    ):
-        OutgoingEmail.objects.filter(pk=pk).update(topic=f"credential:{credential_id}")
+    OutgoingEmail.objects.filter(credential__isnull=False).update(
+        topic=_topic("credential", "credential_id")
+    )
+    OutgoingEmail.objects.filter(credential__isnull=True, merchant__isnull=False).update(
+        topic=_topic("merchant", "merchant_id")
+    )
 
 
-def fill_credential(apps, schema_editor):
+def fill_links(apps, schema_editor):
     OutgoingEmail = apps.get_model("mail", "OutgoingEmail")
     Credential = apps.get_model("credentials", "Credential")
-    for pk, topic in OutgoingEmail.objects.exclude(topic="").values_list("pk", "topic").iterator():
-        prefix, _, credential_id = topic.partition(":")
-        if prefix == "credential" and credential_id.isdigit():
-            credential = Credential.objects.filter(pk=int(credential_id)).first()
-            if credential is not None:
-                OutgoingEmail.objects.filter(pk=pk).update(
-                    credential=credential, merchant_id=credential.merchant_id
-                )
+    Merchant = apps.get_model("merchants", "Merchant")
+    merchant_of_credential = dict(Credential.objects.values_list("pk", "merchant_id"))
+    merchants = set(Merchant.objects.values_list("pk", flat=True))
+    for pk, topic in list(OutgoingEmail.objects.exclude(topic="").values_list("pk", "topic")):
+        prefix, _, object_id = topic.partition(":")
+        if not object_id.isdigit():
+            continue
+        object_id = int(object_id)
+        if prefix == "credential" and object_id in merchant_of_credential:
+            OutgoingEmail.objects.filter(pk=pk).update(
+                credential_id=object_id, merchant_id=merchant_of_credential[object_id]
+            )
+        elif prefix == "merchant" and object_id in merchants:
+            OutgoingEmail.objects.filter(pk=pk).update(merchant_id=object_id)
 
 
 class Migration(migrations.Migration):
@@ -40,7 +53,7 @@ class Migration(migrations.Migration):
                 max_length=64,
             ),
         ),
-        migrations.RunPython(fill_topic, fill_credential),
+        migrations.RunPython(fill_topic, fill_links),
         migrations.RemoveField(model_name="outgoingemail", name="credential"),
         migrations.RemoveField(model_name="outgoingemail", name="merchant"),
     ]
