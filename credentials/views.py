@@ -10,7 +10,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
-from audit.refusals import Refused
 from credentials.forms import CredentialSubmitForm
 from credentials.models import Mode
 from credentials.selectors import (
@@ -136,8 +135,6 @@ class CredentialRevokeView(MerchantPermissionRequiredMixin, TemplateView):
                 reason=request.POST.get("reason", ""),
                 request=request,
             )
-        except Refused as refusal:
-            return self.render_to_response(self.get_context_data(error=refusal.message, **kwargs))
         except ValidationError as refusal:
             return self.render_to_response(
                 self.get_context_data(error=refusal.messages[0], **kwargs)

@@ -26,14 +26,18 @@ def merchant_open(*, actor, slug: str, permission: str, request=None) -> Merchan
 
     Refuse (Refused) a member without the permission, and a non-member with `hidden` set, so
     the page answers 404 as for a merchant that does not exist. Both refusals are audited in
-    that merchant's trail.
+    that merchant's trail. A slug that names no merchant is a plain 404 (Http404): there is no
+    trail to record it in.
     """
     try:
         merchant = merchant_get_for_member(user=actor, slug=slug)
     except Http404:  # not a member, or no such merchant: the same answer
+        probed = merchant_get_by_slug(slug=slug)
+        if probed is None:
+            raise
         raise Refused(
             "Not a member of this merchant.",
-            merchant=merchant_get_by_slug(slug=slug),
+            merchant=probed,
             permission=permission,
             hidden=True,
             action=AuditEvent.Action.ACCESS_DENIED,

@@ -195,6 +195,9 @@ class MerchantAdmin(admin.ModelAdmin):
         # The slug is in every link the merchant was sent: fixed once created.
         return ("slug",) if obj is not None else ()
 
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if obj is None else {}
+
     def save_model(self, request, obj, form, change):
         if change:
             saved = merchant_update_profile(

@@ -6,7 +6,13 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role
+from tests.factories import (
+    MembershipFactory,
+    MerchantFactory,
+    UserFactory,
+    default_role,
+    fake_key,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -129,6 +135,18 @@ def helpdesk_user(db):
     user = UserFactory(email="helpdesk@demo.test", is_staff=True)
     user.groups.add(groups[HELPDESK_GROUP])
     return user
+
+
+@pytest.fixture
+def superuser(db):
+    """A platform admin in no helpdesk group and no merchant."""
+    return UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def secret():
+    """A made-up Stripe secret key (test mode); a module that needs another kind overrides it."""
+    return fake_key("sk_test_")
 
 
 @pytest.fixture

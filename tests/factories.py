@@ -5,11 +5,16 @@ import string
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from credentials.fingerprints import secret_fingerprint
 from credentials.models import Credential, Kind, Mode
 from merchants.models import Integration, Merchant
-from teams.models import Membership, Role
+from teams.models import Invitation, Membership, Role
+from teams.permissions import VIEW_MERCHANT
+from teams.rules import permission_objects
+from teams.selectors import token_hash as invitation_token_hash
+from teams.services import INVITATION_VALID_FOR
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -58,6 +63,43 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     merchant = factory.SubFactory(MerchantFactory)
     role = factory.LazyFunction(lambda: default_role("owner"))
+
+
+class RoleFactory(factory.django.DjangoModelFactory):
+    """A custom role of a merchant. `permissions` takes `app_label.codename` strings; without
+    them the role holds View merchant, the least a custom role may hold."""
+
+    class Meta:
+        model = Role
+        skip_postgeneration_save = True
+
+    merchant = factory.SubFactory(MerchantFactory)
+    name = factory.Sequence(lambda n: f"Custom role {n}")
+    description = ""
+
+    @factory.post_generation
+    def permissions(role, create, extracted, **kwargs):
+        if create:
+            role.permissions.set(permission_objects(extracted or [VIEW_MERCHANT]))
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    """A pending invitation as Support, valid as long as the service makes it. Pass `token` to
+    know its link's token: only its hash is stored, as the service stores it."""
+
+    class Meta:
+        model = Invitation
+
+    class Params:
+        token = factory.LazyFunction(lambda: secrets.token_urlsafe(32))
+
+    merchant = factory.SubFactory(MerchantFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@example.test")
+    role = factory.LazyFunction(lambda: default_role("support"))
+    invited_by = factory.SubFactory(UserFactory)
+    token_hash = factory.LazyAttribute(lambda o: invitation_token_hash(o.token))
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda o: o.created_at + INVITATION_VALID_FOR)
 
 
 class CredentialFactory(factory.django.DjangoModelFactory):

@@ -1,7 +1,7 @@
 """The merchant portal's routes, read from the URL configuration, for tests that visit them all.
 
 Every pattern that takes a merchant `slug` is a portal route, so a new merchant page is
-covered by the isolation and permission tests as soon as it is routed.
+covered by the portal access test (`tests/test_portal_access.py`) as soon as it is routed.
 """
 
 from dataclasses import dataclass

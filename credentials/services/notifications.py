@@ -90,12 +90,15 @@ def key_event_notify(
     """Queue the merchant's mail (when anyone is to receive it) and the helpdesk's about
     `event`, in the caller's transaction; return those stored (not already sent before).
 
-    `occurrence` tells apart events that can happen more than once to one key.
+    Mail goes out in the order it is stored: the merchant's first, except for an urgent
+    event, whose alert to the helpdesk leads. `occurrence` tells apart events that can
+    happen more than once to one key.
     """
     merchant_template, helpdesk_template = EVENT_MAILS[event]
     ident = f"{event}:{credential.pk}" + (f":{occurrence}" if occurrence else "")
     context = mail_context(credential, **context)
     common = {"context": context, "topic": credential_topic(credential.pk)}
+    urgent = event in URGENT_EVENTS
     mails = []
     if merchant_to:
         mails.append(
@@ -107,15 +110,15 @@ def key_event_notify(
                 **common,
             )
         )
-    mails.append(
-        email_compose(
-            dedupe_key=f"{ident}:helpdesk",
-            kind=helpdesk_template,
-            to=[settings.HELPDESK_EMAIL],
-            template=helpdesk_template,
-            # The helpdesk's mail about a compromised key is sent with high priority.
-            urgent=event in URGENT_EVENTS,
-            **common,
-        )
+    helpdesk_mail = email_compose(
+        dedupe_key=f"{ident}:helpdesk",
+        kind=helpdesk_template,
+        to=[settings.HELPDESK_EMAIL],
+        template=helpdesk_template,
+        # The helpdesk's mail about a compromised key is sent with high priority.
+        urgent=urgent,
+        **common,
     )
+    # Stored first, sent first (by the sweep, and by tasks queued in this order).
+    mails.insert(0 if urgent else len(mails), helpdesk_mail)
     return emails_enqueue(mails, send_in_process=send_in_process)

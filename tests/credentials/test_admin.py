@@ -404,64 +404,47 @@ def bakery_custom_role(other_merchant):
     return role
 
 
-def test_merchant_change_page_offers_default_roles_and_its_own_custom_roles(
+def test_merchant_change_page_shows_its_team_read_only_and_no_other_merchants_role(
     superuser, client_for, merchant, owner, bakery_custom_role
 ):
-    coffee_role = Role.objects.create(merchant=merchant, name="Coffee auditors")
-
     response = client_for(superuser).get(
         reverse("admin:merchants_merchant_change", args=[merchant.pk])
     )
 
-    offered = set(
-        response.context["inline_admin_formsets"][0].formset.form.base_fields["role"].queryset
-    )
-    assert offered == {*Role.objects.defaults(), coffee_role}
-    assert "Bakery auditors" not in response.content.decode()
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "owner@demo.test" in body
+    # Teams are managed in the portal, under the team rules: no role to choose here.
+    assert 'name="memberships-0-role"' not in body
+    assert "Bakery auditors" not in body
 
 
-def test_membership_admin_refuses_a_custom_role_of_another_merchant(
-    superuser, client_for, merchant, owner, bakery_custom_role
+@pytest.mark.parametrize("role_of", ["another merchant", "the same merchant"])
+def test_membership_admin_refuses_any_custom_role_and_keeps_the_role(
+    superuser, client_for, merchant, owner, bakery_custom_role, role_of
 ):
+    role = (
+        bakery_custom_role
+        if role_of == "another merchant"
+        else Role.objects.create(merchant=merchant, name="Coffee auditors")
+    )
     membership = owner.memberships.get()
+    MembershipFactory(merchant=merchant)  # the coffee shop would keep an Owner
 
     response = client_for(superuser).post(
         reverse("admin:teams_membership_change", args=[membership.pk]),
         {
             "user": owner.pk,
             "merchant": merchant.pk,
-            "role": bakery_custom_role.pk,
+            "role": role.pk,
             "joined_at_0": "2026-01-01",
             "joined_at_1": "10:00:00",
         },
     )
 
-    assert response.status_code == 200
-    assert "This custom role belongs to another merchant." in response.content.decode()
+    assert response.status_code == 403
     membership.refresh_from_db()
     assert membership.role.slug == "owner"
-
-
-def test_membership_admin_accepts_a_custom_role_of_the_same_merchant(
-    superuser, client_for, other_merchant, other_owner, bakery_custom_role
-):
-    membership = other_owner.memberships.get()
-    MembershipFactory(merchant=other_merchant)  # the bakery keeps an Owner
-
-    response = client_for(superuser).post(
-        reverse("admin:teams_membership_change", args=[membership.pk]),
-        {
-            "user": other_owner.pk,
-            "merchant": other_merchant.pk,
-            "role": bakery_custom_role.pk,
-            "joined_at_0": "2026-01-01",
-            "joined_at_1": "10:00:00",
-        },
-    )
-
-    assert response.status_code == 302
-    membership.refresh_from_db()
-    assert membership.role == bakery_custom_role
 
 
 # The memberships changelist

@@ -50,6 +50,18 @@ def agent_client(agent, client_for):
 
 
 @pytest.fixture
+def new_agent(helpdesk_user):
+    """Return a function adding another member of the helpdesk, in `helpdesk_user`'s groups."""
+
+    def make(**fields):
+        user = UserFactory(is_staff=True, **fields)
+        user.groups.set(helpdesk_user.groups.all())
+        return user
+
+    return make
+
+
+@pytest.fixture
 def viewer(db):
     """A staff member who may look at the queue but not change it."""
     user = UserFactory(email="auditor@demo.test", is_staff=True)
@@ -191,9 +203,9 @@ def test_acknowledge_action_message_says_how_many(agent_client, waiting, selecte
 
 
 def test_acknowledge_action_keeps_an_earlier_acknowledgement_and_says_so(
-    agent_client, waiting, helpdesk_user
+    agent_client, waiting, new_agent
 ):
-    colleague = UserFactory(email="colleague@demo.test", is_staff=True)
+    colleague = new_agent(email="colleague@demo.test")
     credential_acknowledge(credential=waiting[0], actor=colleague)
     waiting[0].refresh_from_db()
     first_at = waiting[0].acknowledged_at
@@ -293,10 +305,10 @@ def test_acknowledge_button_for_an_unknown_submission_is_404(agent_client, waiti
 
 
 def test_acknowledge_button_pressed_twice_keeps_the_first_acknowledgement(
-    agent_client, waiting, helpdesk_user
+    agent_client, waiting, new_agent
 ):
     credential = waiting[0]
-    colleague = UserFactory(email="colleague@demo.test", is_staff=True)
+    colleague = new_agent(email="colleague@demo.test")
     credential_acknowledge(credential=credential, actor=colleague)
     credential.refresh_from_db()
     first_at = credential.acknowledged_at
@@ -420,7 +432,7 @@ def test_changelist_offers_the_helpdesk_filters_by_name(agent_client, queue):
 
 
 def test_changelist_query_count_does_not_grow_with_acknowledged_and_reminded_rows(
-    agent_client, merchant, owner, helpdesk_user, now
+    agent_client, merchant, owner, helpdesk_user, new_agent, now
 ):
     def populated(**fields):
         credential = CredentialFactory(
@@ -439,7 +451,7 @@ def test_changelist_query_count_does_not_grow_with_acknowledged_and_reminded_row
     agent_client.get(CREDENTIALS)  # warm up per-process caches
     with CaptureQueriesContext(connection) as with_one:
         assert agent_client.get(CREDENTIALS).status_code == 200
-    agents = [helpdesk_user, *(UserFactory(is_staff=True) for _ in range(4))]
+    agents = [helpdesk_user, *(new_agent() for _ in range(4))]
     merchants = [merchant, *(MerchantFactory() for _ in range(4))]
     for number in range(29):
         credential = populated(

@@ -250,13 +250,13 @@ def test_dropping_the_old_key_too_early_raises(credential, use_crypter, other_ke
         Credential.objects.get(pk=credential.pk)
 
 
-# The system check credentials.E001.
+# The system check credentials.E001: a database check, run by `check --database default`.
 
 
 def test_check_passes_with_the_configured_key(canary, credential, merchant):
     CredentialFactory(merchant=merchant, secret=None, lifecycle_state=LifecycleState.SUPERSEDED)
 
-    call_command("check")
+    call_command("check", databases=["default"])
 
 
 def test_check_passes_during_rotation_with_the_old_key_still_listed(
@@ -264,7 +264,7 @@ def test_check_passes_during_rotation_with_the_old_key_still_listed(
 ):
     use_crypter(other_key, configured_key)
 
-    call_command("check")
+    call_command("check", databases=["default"])
 
 
 def test_check_fails_when_the_key_cannot_decrypt_stored_data(
@@ -273,7 +273,7 @@ def test_check_fails_when_the_key_cannot_decrypt_stored_data(
     use_crypter(other_key)
 
     with pytest.raises(SystemCheckError, match=r"credentials\.E001") as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     message = str(failed.value)
     assert f"credentials.EncryptionCanary {canary.pk}" in message
@@ -287,7 +287,7 @@ def test_check_error_names_the_rows_but_contains_no_secret_or_ciphertext(
     use_crypter(other_key)
 
     with pytest.raises(SystemCheckError) as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     message = str(failed.value)
     assert secret not in message
@@ -303,7 +303,7 @@ def test_check_fails_on_a_credential_row_alone(canary, credential, other_key):
     write_raw_secret_column(credential, foreign_token)
 
     with pytest.raises(SystemCheckError, match=r"credentials\.E001") as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     message = str(failed.value)
     assert "cannot decrypt 1 stored value(s)" in message
@@ -316,9 +316,18 @@ def test_check_fails_on_the_canary_alone(canary, other_key):
     write_raw_column(EncryptionCanary, canary.pk, "value", foreign_token)
 
     with pytest.raises(SystemCheckError, match=r"credentials\.E001") as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     assert f"credentials.EncryptionCanary {canary.pk}" in str(failed.value)
+
+
+def test_check_without_the_database_reads_nothing_stored(
+    canary, credential, use_crypter, other_key
+):
+    # Every manage.py command runs the plain checks: they must not need the database.
+    use_crypter(other_key)
+
+    call_command("check")
 
 
 def test_check_lists_five_rows_and_counts_the_rest(canary, merchant, use_crypter, other_key):
@@ -326,7 +335,7 @@ def test_check_lists_five_rows_and_counts_the_rest(canary, merchant, use_crypter
     use_crypter(other_key)
 
     with pytest.raises(SystemCheckError) as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     message = str(failed.value)
     assert "cannot decrypt 8 stored value(s)" in message

@@ -1,6 +1,7 @@
 """A helpdesk lead reveals a stored secret in the admin: a POST with a reason, shown once, audited.
 
-Everybody else (plain helpdesk staff, merchants) is refused, and the refusal is audited; no
+Everybody else (plain helpdesk staff, merchants) is refused, and the refusal is audited as an
+access denied for the lead's permission (by `audit.refusals`, as every refusal is); no
 admin page but the one answering the reveal ever carries the secret. Superusers pass every
 permission check, so a platform admin may reveal too, audited like a lead.
 """
@@ -14,10 +15,13 @@ from audit.models import AuditEvent
 from credentials.models import LifecycleState, VerificationState
 from credentials.services.reveal import credential_reveal
 from teams.helpdesk import HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
+from teams.permissions import HELPDESK_REVEAL_SECRETS
 from tests.factories import CredentialFactory, UserFactory, fake_key
 
 Action = AuditEvent.Action
 REASON = "Merchant asked us to configure the terminal integration, ticket 4711"
+# What the audit trail records of a refused reveal: the refusal and the permission missing.
+REFUSAL = {"reason": "Your account does not allow this.", "permission": HELPDESK_REVEAL_SECRETS}
 
 
 def reveal_url(credential) -> str:
@@ -137,7 +141,7 @@ def test_reveal_is_audited_with_who_which_key_and_why_and_no_secret(
     assert event.details["reason"] == REASON
     assert event.ip == "203.0.113.9"
     assert_no_secret(audit_text(event), secret)
-    assert not events(Action.KEY_REVEAL_REFUSED)
+    assert not events(Action.ACCESS_DENIED)
 
 
 def test_the_secret_is_shown_once_a_later_visit_to_the_reveal_page_asks_again(
@@ -235,11 +239,11 @@ def test_plain_helpdesk_staff_posting_a_reason_get_403_and_the_refusal_is_audite
     assert response.status_code == 403
     assert_no_secret(response.content.decode(), secret)
     assert not events(Action.KEY_REVEALED)
-    [event] = events(Action.KEY_REVEAL_REFUSED)
+    [event] = events(Action.ACCESS_DENIED)
     assert event.actor == helpdesk_user
     assert event.merchant_id == credential.merchant_id
-    assert credential.secret_hint in event.target
-    assert event.details["reason"] == REASON
+    assert event.target == "POST admin:credentials_credential_reveal"
+    assert event.details == REFUSAL
     assert_no_secret(audit_text(event), secret)
 
 
@@ -253,9 +257,9 @@ def test_plain_helpdesk_staff_pasting_a_key_as_reason_get_403_and_the_audit_hold
 
     assert response.status_code == 403
     assert not events(Action.KEY_REVEALED)
-    [event] = events(Action.KEY_REVEAL_REFUSED)
+    [event] = events(Action.ACCESS_DENIED)
     assert event.actor == helpdesk_user
-    assert event.details["reason"].startswith("Please check ")
+    assert event.details == REFUSAL
     assert key not in audit_text(event)
     assert_no_secret(audit_text(event), secret)
 
@@ -386,9 +390,11 @@ def test_service_refuses_a_merchant_owner_and_audits_the_refusal(owner, credenti
     with pytest.raises(PermissionDenied):
         credential_reveal(credential=credential, actor=owner, reason=REASON)
 
-    [event] = events(Action.KEY_REVEAL_REFUSED)
+    [event] = events(Action.ACCESS_DENIED)
     assert event.actor == owner
     assert event.merchant_id == credential.merchant_id
+    assert event.target == "credential_reveal"
+    assert event.details == REFUSAL
     assert_no_secret(audit_text(event), secret)
     assert not events(Action.KEY_REVEALED)
 
@@ -400,7 +406,7 @@ def test_service_refuses_a_non_staff_user_even_holding_the_permission(lead, cred
     with pytest.raises(PermissionDenied):
         credential_reveal(credential=credential, actor=lead, reason=REASON)
 
-    assert len(events(Action.KEY_REVEAL_REFUSED)) == 1
+    assert len(events(Action.ACCESS_DENIED)) == 1
     assert not events(Action.KEY_REVEALED)
 
 
@@ -411,7 +417,7 @@ def test_service_refuses_an_inactive_lead(lead, credential):
     with pytest.raises(PermissionDenied):
         credential_reveal(credential=credential, actor=lead, reason=REASON)
 
-    assert len(events(Action.KEY_REVEAL_REFUSED)) == 1
+    assert len(events(Action.ACCESS_DENIED)) == 1
     assert not events(Action.KEY_REVEALED)
 
 
@@ -421,9 +427,9 @@ def test_service_refuses_staff_without_the_permission_and_audits_the_refusal(
     with pytest.raises(PermissionDenied):
         credential_reveal(credential=credential, actor=helpdesk_user, reason=REASON)
 
-    [event] = events(Action.KEY_REVEAL_REFUSED)
+    [event] = events(Action.ACCESS_DENIED)
     assert event.actor == helpdesk_user
-    assert event.details["reason"] == REASON
+    assert event.details == REFUSAL
     assert not events(Action.KEY_REVEALED)
 
 
@@ -446,9 +452,9 @@ ADMIN_PAGES = {
     "credential history": lambda c: reverse("admin:credentials_credential_history", args=[c.pk]),
     "revoke page": lambda c: reverse("admin:credentials_credential_revoke", args=[c.pk]),
     "reveal form": reveal_url,
-    "audit trail": lambda c: reverse("admin:teams_auditevent_changelist"),
+    "audit trail": lambda c: reverse("admin:audit_auditevent_changelist"),
     "revealed event": lambda c: reverse(
-        "admin:teams_auditevent_change",
+        "admin:audit_auditevent_change",
         args=[AuditEvent.objects.get(action=Action.KEY_REVEALED).pk],
     ),
 }

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from config import celery_app
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
 from credentials.services import checking
 from credentials.services.checking import REASONS
@@ -54,7 +55,7 @@ def sent_tasks(monkeypatch):
     def send_task(name, args=None, kwargs=None, countdown=None, **options):
         sent.append((name, tuple(args or ()), countdown))
 
-    monkeypatch.setattr("config.celery_app.app.send_task", send_task)
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return sent
 
 
@@ -226,7 +227,7 @@ def test_sweep_stops_quietly_when_the_broker_is_down(verify, monkeypatch):
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError("broker unreachable")
 
-    monkeypatch.setattr("config.celery_app.app.send_task", broker_down)
+    monkeypatch.setattr(celery_app, "send_task", broker_down)
 
     assert reverifications_queue_due() == 0
     # Nothing was claimed: the next sweep queues them again.

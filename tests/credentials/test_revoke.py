@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from config import celery_app
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
 from credentials.services.helpdesk import followups_send_due
 from credentials.services.lifecycle import (
@@ -261,6 +262,15 @@ def test_helpdesk_gets_an_urgent_mail_with_high_priority_headers(
         assert "acct_1DemoCoffee" in body
         assert admin_url in body
         assert secret not in body
+
+
+def test_helpdesk_is_alerted_before_the_merchant_is_told(owner_client, key):
+    owner_client.post(revoke_url(key), {"reason": REASON})
+
+    emails_send_due()
+
+    assert [sent.to == [django_settings.HELPDESK_EMAIL] for sent in mail.outbox] == [True, False]
+    assert mail.outbox[0].subject.startswith("[URGENT]")
 
 
 def test_merchant_is_told_to_roll_the_key_in_stripe_and_submit_the_new_one(
@@ -526,6 +536,22 @@ def test_helpdesk_revokes_in_the_admin_with_the_same_effects(
         assert secret not in sent.body
 
 
+def test_platform_admin_revoking_in_the_admin_acts_as_the_helpdesk(
+    client_for, owner, merchant, key
+):
+    # A superuser passes every merchant's permission check too, but is not one of its team.
+    superuser = UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
+
+    response = client_for(superuser).post(admin_revoke_url(key), {"reason": REASON})
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action=AuditEvent.Action.KEY_REVOKED)
+    assert event.details == {"reason": REASON, "by": "helpdesk"}
+    emails_send_due()
+    [told] = [m for m in mail.outbox if m.to != [django_settings.HELPDESK_EMAIL]]
+    assert sorted(told.to) == sorted([owner.email, merchant.contact_email])
+
+
 def test_admin_change_page_after_revocation_shows_who_revoked_it_and_why(
     helpdesk_user, client_for, key
 ):
@@ -623,9 +649,7 @@ def test_key_revoked_while_pending_is_never_verified(owner_client, merchant, own
 def test_revoked_key_is_never_re_verified(owner_client, key, secret, fake_stripe, monkeypatch):
     owner_client.post(revoke_url(key), {"reason": REASON})
     sent = []
-    monkeypatch.setattr(
-        "config.celery_app.app.send_task", lambda name, **options: sent.append(name)
-    )
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **options: sent.append(name))
     later = timezone.now() + timedelta(days=30)
     # Even with a re-check date forced into the past.
     Credential.objects.filter(pk=key.pk).update(next_reverify_at=timezone.now() - timedelta(1))

@@ -18,6 +18,7 @@ from credentials.fingerprints import secret_fingerprint
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
 from credentials.services import checking
 from credentials.services.checking import REASONS
+from credentials.services.notifications import credential_topic
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import fake_key
@@ -71,7 +72,7 @@ def raw_secret_column(credential: Credential):
 
 
 def merchant_mail(credential: Credential) -> OutgoingEmail:
-    return OutgoingEmail.objects.get(credential=credential, kind=MERCHANT_MAIL)
+    return OutgoingEmail.objects.get(topic=credential_topic(credential.pk), kind=MERCHANT_MAIL)
 
 
 def mode_card(body: str, mode: str) -> str:

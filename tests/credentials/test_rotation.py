@@ -123,7 +123,7 @@ def assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys):
     canary = EncryptionCanary.objects.get()
     assert canary.value == EncryptionCanary.PLAINTEXT
     assert not decrypts_with(OLD, raw_column(EncryptionCanary, "value", canary.pk))
-    call_command("check")
+    call_command("check", databases=["default"])
 
 
 def rotate_then_drop_the_old_key(secrets, use_keys):
@@ -168,7 +168,7 @@ def test_dropping_the_old_key_before_rotating_fails_the_check(stored, use_keys):
     use_keys(NEW)
 
     with pytest.raises(SystemCheckError, match=r"credentials\.E001") as failed:
-        call_command("check")
+        call_command("check", databases=["default"])
 
     assert "cannot decrypt 4 stored value(s)" in str(failed.value)
     for secret in secrets.values():
@@ -183,16 +183,16 @@ def test_after_rotation_the_old_key_alone_fails_the_check(stored, use_keys):
     use_keys(OLD)
 
     with pytest.raises(SystemCheckError, match=r"credentials\.E001"):
-        call_command("check")
+        call_command("check", databases=["default"])
 
 
 def test_check_passes_with_both_keys_listed_before_and_after_rotation(stored, use_keys):
     stored(3)
     use_keys(NEW, OLD)
 
-    call_command("check")
+    call_command("check", databases=["default"])
     rotate()
-    call_command("check")
+    call_command("check", databases=["default"])
 
 
 def test_a_key_submitted_during_rotation_is_already_current(stored, use_keys, merchant):

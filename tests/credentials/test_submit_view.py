@@ -12,7 +12,12 @@ import pytest
 from cryptography.fernet import Fernet
 from django.urls import reverse
 
+from audit.models import AuditEvent
+from audit.refusals import Refused
 from credentials.models import Credential, Kind, LifecycleState, VerificationState
+from credentials.services.submission import credential_submit
+from credentials.stripe_keys import parse_publishable_key, parse_secret_key
+from teams.permissions import SUBMIT_KEYS
 from tests.factories import CredentialFactory, fake_key
 
 
@@ -680,6 +685,30 @@ def test_member_without_submit_permission_gets_403_and_nothing_is_saved(
     assert response.status_code == 403
     assert Credential.objects.count() == 0
     assert_not_in_page(response, keys["secret_key"])
+
+
+@pytest.mark.parametrize("role", ["support", "view-only"])
+def test_the_service_itself_refuses_a_member_without_submit_permission_and_audits_it(
+    merchant, member_factory, keys, role
+):
+    member = member_factory(merchant, role)
+
+    with pytest.raises(Refused):
+        credential_submit(
+            merchant=merchant,
+            publishable_key=parse_publishable_key(keys["publishable_key"]),
+            secret_key=parse_secret_key(keys["secret_key"]),
+            requested_integrations=["online_payments"],
+            note="",
+            actor=member,
+        )
+
+    assert Credential.objects.count() == 0
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.ACCESS_DENIED)
+    assert (event.actor, event.merchant) == (member, merchant)
+    assert event.target == "credential_submit"
+    assert event.details["permission"] == SUBMIT_KEYS
+    assert keys["secret_key"] not in str(event.details)
 
 
 def test_anonymous_visitor_is_redirected_to_log_in_and_nothing_is_saved(client, merchant, keys):

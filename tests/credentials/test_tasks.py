@@ -31,7 +31,7 @@ def sent_tasks(monkeypatch):
     def send_task(name, args=None, kwargs=None, **options):
         sent.append((name, tuple(args or ()), kwargs or {}))
 
-    monkeypatch.setattr(celery_app.app, "send_task", send_task)
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return sent
 
 
@@ -40,7 +40,7 @@ def broker_down(monkeypatch):
     def send_task(name, args=None, kwargs=None, **options):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(celery_app.app, "send_task", send_task)
+    monkeypatch.setattr(celery_app, "send_task", send_task)
 
 
 @pytest.fixture
@@ -224,13 +224,13 @@ def test_key_left_pending_by_a_broker_outage_is_queued_by_the_sweep(
     def broker_refuses(name, args=None, kwargs=None, **options):
         raise OperationalError("Connection refused.")
 
-    monkeypatch.setattr(celery_app.app, "send_task", broker_refuses)
+    monkeypatch.setattr(celery_app, "send_task", broker_refuses)
     with django_capture_on_commit_callbacks(execute=True):
         submit(owner_client, merchant, keys)
     credential = Credential.objects.get()
     sent = []
     monkeypatch.setattr(
-        celery_app.app, "send_task", lambda name, args=None, **options: sent.append((name, args))
+        celery_app, "send_task", lambda name, args=None, **options: sent.append((name, args))
     )
     later = credential.submitted_at + timedelta(seconds=settings.VERIFY_STALE_AFTER + 1)
 

@@ -30,7 +30,7 @@ from credentials.models import (
 )
 from credentials.services import checking
 from credentials.services.checking import REASONS
-from credentials.services.notifications import HELPDESK_SUBMISSION
+from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
 from credentials.services.submission import VERIFY_TASK
 from credentials.services.verification import (
     VerifyResult,
@@ -90,7 +90,7 @@ def sent_tasks(monkeypatch):
     def send_task(name, args=None, kwargs=None, **options):
         sent.append((name, tuple(args or ())))
 
-    monkeypatch.setattr(celery_app.app, "send_task", send_task)
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return sent
 
 
@@ -106,7 +106,7 @@ def reload(credential: Credential) -> Credential:
 
 
 def queued_mails(credential: Credential) -> dict[str, OutgoingEmail]:
-    mails = OutgoingEmail.objects.filter(credential=credential)
+    mails = OutgoingEmail.objects.filter(topic=credential_topic(credential.pk))
     return {email.kind: email for email in mails}
 
 
@@ -491,7 +491,7 @@ def test_running_the_verify_task_twice_sends_one_mail_to_each_side(
     assert [result.get() for result in results] == [None, None]
     assert reload(credential).verification_state == VerificationState.VERIFIED
     assert len(fake_stripe.requests_for(key)) == 1
-    assert OutgoingEmail.objects.filter(credential=credential).count() == 2
+    assert OutgoingEmail.objects.filter(topic=credential_topic(credential.pk)).count() == 2
     assert emails_send_due() == 0
     assert len(mail.outbox) == 2
     assert [m.to for m in mail.outbox if m.to == [owner.email]] == [[owner.email]]

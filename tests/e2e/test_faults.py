@@ -16,6 +16,7 @@ from django.utils import timezone
 from config.celery_app import app as celery_app
 from core.queue import enqueue
 from credentials.models import Credential, VerificationState
+from credentials.services.notifications import credential_topic
 from credentials.services.submission import VERIFY_TASK
 from credentials.services.verification import verifications_requeue_stale
 from mail.models import OutgoingEmail
@@ -67,7 +68,7 @@ def test_a_submission_while_the_broker_is_down_succeeds_and_the_sweep_verifies_i
 ):
     publishable, secret = fake_key("pk_test_"), Secret(fake_key("sk_test_"))
 
-    with caplog.at_level(logging.WARNING, logger="config.celery_app"), broker_unreachable():
+    with caplog.at_level(logging.WARNING, logger="core.queue"), broker_unreachable():
         response = submit_keys(publishable_key=publishable, secret_key=secret)
 
     assert response.status_code == 302
@@ -128,7 +129,7 @@ def test_a_verification_queued_twice_asks_stripe_once_and_mails_each_side_once(
     assert account_requests(fake_stripe, secret) == 1
     assert len(smtp_sink.received_by(owner.email)) == 1
     assert len(smtp_sink.received_by(settings.HELPDESK_EMAIL)) == 1
-    assert OutgoingEmail.objects.filter(credential=credential).count() == 2
+    assert OutgoingEmail.objects.filter(topic=credential_topic(credential.pk)).count() == 2
 
 
 def test_a_mail_the_server_refuses_is_sent_once_later_and_never_marked_sent_before(

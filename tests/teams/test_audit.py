@@ -9,36 +9,32 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core import mail
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.refusals import Refused
+from audit.refusals import NOT_ALLOWED, Refused
 from audit.services import audit_record
+from credentials.models import Credential
+from credentials.services.helpdesk import credential_acknowledge
+from credentials.services.verification import credential_verify
 from merchants.services import merchant_update_profile
 from teams.models import Invitation, Membership, Role
 from teams.permissions import (
-    CATALOGUE,
     EDIT_MERCHANT_PROFILE,
-    INVITE_MEMBERS,
+    MANAGE_MEMBER_ROLES,
     VIEW_MERCHANT,
     VIEW_TEAM,
 )
-from teams.services import invitation_create, role_create
+from teams.services import role_create
 from tests.conftest import PASSWORD
-from tests.factories import UserFactory, default_role, fake_key
+from tests.factories import InvitationFactory, RoleFactory, UserFactory, default_role, fake_key
+from tests.helpers import assert_no_secret, merchant_url, queries_for
 
 Action = AuditEvent.Action
 IP = "127.0.0.1"
-
-
-def url(name, merchant, **kwargs):
-    return reverse(name, kwargs={"slug": merchant.slug, **kwargs})
 
 
 def the_event(action, **filters) -> AuditEvent:
@@ -71,7 +67,7 @@ def invitee_token(merchant, owner_client, django_capture_on_commit_callbacks):
     """Invite newbie@demo.test as Developer through the page; return the link's token."""
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(
-            url("teams:invite", merchant),
+            merchant_url("teams:invite", merchant),
             {"email": "newbie@demo.test", "role": default_role("developer").pk},
         )
     (token,) = re.findall(r"/invitations/([^/\s]+)/", mail.outbox[-1].body)
@@ -113,14 +109,12 @@ def test_a_failed_sign_in_with_an_unknown_address_keeps_that_address(db, client)
     assert "guess-123456" not in everything_in(event)
 
 
-def test_a_secret_pasted_into_the_email_field_of_sign_in_is_not_kept(db, client):
-    pasted = fake_key("sk_live_")
-
-    client.post(reverse("login"), {"username": pasted, "password": "whatever-it-was"})
+def test_a_secret_pasted_into_the_email_field_of_sign_in_is_not_kept(db, client, secret):
+    client.post(reverse("login"), {"username": secret, "password": "whatever-it-was"})
 
     event = the_event(Action.SIGN_IN_FAILED)
     assert event.actor_email == ""
-    assert pasted not in everything_in(event)
+    assert_no_secret(everything_in(event), secret)
 
 
 # Invitations ---------------------------------------------------------------------------
@@ -141,7 +135,7 @@ def test_resending_an_invitation_is_recorded(
     invitation = Invitation.objects.get()
 
     with django_capture_on_commit_callbacks(execute=True):
-        owner_client.post(url("teams:invitation_resend", merchant, pk=invitation.pk))
+        owner_client.post(merchant_url("teams:invitation_resend", merchant, pk=invitation.pk))
 
     event = the_event(Action.INVITATION_RESENT)
     assert_recorded(
@@ -168,7 +162,7 @@ def test_accepting_an_invitation_is_recorded_with_the_new_member_as_actor(
 def test_revoking_an_invitation_is_recorded(merchant, owner, owner_client, invitee_token, since):
     invitation = Invitation.objects.get()
 
-    owner_client.post(url("teams:invitation_revoke", merchant, pk=invitation.pk))
+    owner_client.post(merchant_url("teams:invitation_revoke", merchant, pk=invitation.pk))
 
     event = the_event(Action.INVITATION_REVOKED)
     assert_recorded(
@@ -180,7 +174,8 @@ def test_a_refused_invitation_records_nothing(merchant, member_factory, client_f
     support = member_factory(merchant, "support")
 
     client_for(support).post(
-        url("teams:invite", merchant), {"email": "x@demo.test", "role": default_role("owner").pk}
+        merchant_url("teams:invite", merchant),
+        {"email": "x@demo.test", "role": default_role("owner").pk},
     )
 
     assert not AuditEvent.objects.filter(action=Action.INVITATION_SENT).exists()
@@ -191,7 +186,7 @@ def test_a_refused_invitation_records_nothing(merchant, member_factory, client_f
 
 def test_creating_a_custom_role_is_recorded(merchant, owner, owner_client, since):
     owner_client.post(
-        url("teams:role_create", merchant),
+        merchant_url("teams:role_create", merchant),
         {"name": "Accountant", "description": "Books", "permissions": [VIEW_MERCHANT, VIEW_TEAM]},
     )
 
@@ -212,7 +207,7 @@ def test_changing_a_custom_role_is_recorded_with_before_and_after(
     )
 
     owner_client.post(
-        url("teams:role_edit", merchant, pk=role.pk),
+        merchant_url("teams:role_edit", merchant, pk=role.pk),
         {"name": "Bookkeeper", "description": "", "permissions": [VIEW_MERCHANT, VIEW_TEAM]},
     )
 
@@ -231,7 +226,7 @@ def test_deleting_a_custom_role_is_recorded(merchant, owner, owner_client, since
         actor=owner,
     )
 
-    owner_client.post(url("teams:role_delete", merchant, pk=role.pk))
+    owner_client.post(merchant_url("teams:role_delete", merchant, pk=role.pk))
 
     assert not Role.objects.filter(pk=role.pk).exists()
     event = the_event(Action.ROLE_DELETED)
@@ -245,7 +240,8 @@ def test_changing_a_members_role_is_recorded_with_from_and_to(
     membership = Membership.objects.get(user=developer)
 
     owner_client.post(
-        url("teams:member", merchant, pk=membership.pk), {"role": default_role("support").pk}
+        merchant_url("teams:member", merchant, pk=membership.pk),
+        {"role": default_role("support").pk},
     )
 
     event = the_event(Action.MEMBER_ROLE_CHANGED)
@@ -259,7 +255,7 @@ def test_removing_a_member_is_recorded(merchant, owner, owner_client, member_fac
     developer = member_factory(merchant, "developer", email="dev@demo.test")
     membership = Membership.objects.get(user=developer)
 
-    owner_client.post(url("teams:member_remove", merchant, pk=membership.pk))
+    owner_client.post(merchant_url("teams:member_remove", merchant, pk=membership.pk))
 
     assert not Membership.objects.filter(pk=membership.pk).exists()
     event = the_event(Action.MEMBER_REMOVED)
@@ -274,7 +270,7 @@ def test_leaving_is_recorded_with_the_member_as_actor(
 ):
     developer = member_factory(merchant, "developer", email="dev@demo.test")
 
-    client_for(developer).post(url("teams:leave", merchant))
+    client_for(developer).post(merchant_url("teams:leave", merchant))
 
     event = the_event(Action.MEMBER_LEFT)
     assert_recorded(
@@ -286,7 +282,7 @@ def test_changing_the_merchant_profile_is_recorded_with_what_changed(
     merchant, owner, owner_client, since
 ):
     owner_client.post(
-        url("merchants:profile", merchant),
+        merchant_url("merchants:profile", merchant),
         {
             "contact_email": "accounts@demo-coffee.test",
             "contact_phone": "",
@@ -317,12 +313,14 @@ def test_a_profile_change_the_role_does_not_allow_is_refused_unchanged_and_audit
     merchant.refresh_from_db()
     assert merchant.country != "FR"
     assert not AuditEvent.objects.filter(action=Action.MERCHANT_PROFILE_CHANGED).exists()
-    event = the_event(Action.ACTION_REFUSED)
+    # Refused by the permission check (`authorize`), not by a team rule: access denied.
+    event = the_event(Action.ACCESS_DENIED)
     assert (event.actor, event.merchant, event.target) == (
         developer,
         merchant,
         "merchant_update_profile",
     )
+    assert event.details == {"reason": NOT_ALLOWED, "permission": EDIT_MERCHANT_PROFILE}
 
 
 def test_a_member_refused_a_page_gets_403_and_an_access_denied_event(
@@ -330,7 +328,7 @@ def test_a_member_refused_a_page_gets_403_and_an_access_denied_event(
 ):
     developer = member_factory(merchant, "developer")
 
-    response = client_for(developer).get(url("teams:audit", merchant))
+    response = client_for(developer).get(merchant_url("teams:audit", merchant))
 
     assert response.status_code == 403
     event = the_event(Action.ACCESS_DENIED)
@@ -338,19 +336,18 @@ def test_a_member_refused_a_page_gets_403_and_an_access_denied_event(
         event,
         actor=developer,
         merchant=merchant,
-        target="GET /m/demo-coffee-co/audit/",
+        target="GET teams:audit",
         since=since,
     )
-    assert event.details == {
-        "reason": "missing permission",
-        "permission": "teams.manage_member_roles",
-    }
+    assert event.details == {"reason": NOT_ALLOWED, "permission": MANAGE_MEMBER_ROLES}
 
 
 def test_a_page_of_another_merchant_is_404_and_recorded_in_that_merchants_trail(
     merchant, other_merchant, owner, owner_client, since
 ):
-    response = owner_client.post(url("merchants:profile", other_merchant), {"country": "FR"})
+    response = owner_client.post(
+        merchant_url("merchants:profile", other_merchant), {"country": "FR"}
+    )
 
     assert response.status_code == 404
     event = the_event(Action.ACCESS_DENIED)
@@ -358,16 +355,19 @@ def test_a_page_of_another_merchant_is_404_and_recorded_in_that_merchants_trail(
         event,
         actor=owner,
         merchant=other_merchant,
-        target="POST /m/demo-bakery-co/profile/",
+        target="POST merchants:profile",
         since=since,
     )
-    assert event.details == {"reason": "not a member", "permission": EDIT_MERCHANT_PROFILE}
+    assert event.details == {
+        "reason": "Not a member of this merchant.",
+        "permission": EDIT_MERCHANT_PROFILE,
+    }
     other_merchant.refresh_from_db()
     assert other_merchant.country == "GB"
 
 
 def test_an_allowed_page_records_no_denial(merchant, owner_client):
-    response = owner_client.get(url("teams:audit", merchant))
+    response = owner_client.get(merchant_url("teams:audit", merchant))
 
     assert response.status_code == 200
     assert not AuditEvent.objects.filter(action=Action.ACCESS_DENIED).exists()
@@ -429,12 +429,12 @@ def test_no_event_of_a_whole_team_session_contains_a_password_token_or_key(
     invitation_link = reverse("teams:invitation", kwargs={"token": invitee_token})
     Client().post(invitation_link, {"password1": new_password, "password2": new_password})
     owner_client.post(
-        url("teams:role_create", merchant),
+        merchant_url("teams:role_create", merchant),
         {"name": "Accountant", "description": "", "permissions": [VIEW_MERCHANT]},
     )
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(
-            url("teams:invite", merchant),
+            merchant_url("teams:invite", merchant),
             {"email": "second@demo.test", "role": default_role("support").pk},
         )
     (second_token,) = re.findall(r"/invitations/([^/\s]+)/", mail.outbox[-1].body)
@@ -508,7 +508,7 @@ def test_deleting_events_through_a_queryset_raises(event):
 
 
 def audit_url(merchant, query=""):
-    return url("teams:audit", merchant) + (f"?{query}" if query else "")
+    return merchant_url("teams:audit", merchant) + (f"?{query}" if query else "")
 
 
 def add_events(merchant, count, *, action=Action.ROLE_CREATED, actor=None, start=None):
@@ -660,35 +660,24 @@ def test_a_filter_that_matches_nothing_says_so(merchant, owner_client):
     assert "No events match these filters." in response.content.decode()
 
 
-def _queries(client, address) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(address)
-    assert response.status_code == 200
-    return len(queries)
-
-
 def test_the_audit_pages_query_count_does_not_grow_with_the_events_shown(
-    merchant, other_merchant, owner, owner_client
+    merchant, owner_client, django_assert_max_num_queries
 ):
     actors = [UserFactory() for _ in range(50)]
     start = timezone.now() - timedelta(days=2)
     for number, actor in enumerate(actors[:10]):
         add_events(merchant, 1, actor=actor, start=start + timedelta(minutes=number))
-    ten = _queries(owner_client, audit_url(merchant))
+    ten = queries_for(owner_client, audit_url(merchant))
 
     for number, actor in enumerate(actors[10:]):
         add_events(merchant, 1, actor=actor, start=start + timedelta(hours=1, minutes=number))
-    fifty = _queries(owner_client, audit_url(merchant))
+    with django_assert_max_num_queries(ten):
+        fifty = owner_client.get(audit_url(merchant))
 
-    assert fifty == ten
+    assert len(fifty.context["page"].object_list) == 50
 
 
 # The admin -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def superuser(db):
-    return UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture(params=["helpdesk_user", "superuser"])
@@ -706,23 +695,23 @@ def trail(merchant, other_merchant, owner, other_owner):
     )
     audit_record(action=Action.SIGN_IN_FAILED, actor_email="typo@demo.test")
     return {
-        "coffee": invitation_create(
+        "coffee": InvitationFactory(
             merchant=merchant,
             email="coffee-invitee@demo.test",
             role=default_role("developer"),
-            actor=owner,
+            invited_by=owner,
         ),
-        "bakery": invitation_create(
+        "bakery": InvitationFactory(
             merchant=other_merchant,
             email="bakery-invitee@demo.test",
             role=default_role("support"),
-            actor=other_owner,
+            invited_by=other_owner,
         ),
     }
 
 
 def test_staff_see_every_merchants_audit_events_in_the_admin(staff_client, trail):
-    response = staff_client.get(reverse("admin:teams_auditevent_changelist"))
+    response = staff_client.get(reverse("admin:audit_auditevent_changelist"))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -732,7 +721,7 @@ def test_staff_see_every_merchants_audit_events_in_the_admin(staff_client, trail
 
 def test_staff_filter_audit_events_by_action_in_the_admin(staff_client, trail):
     response = staff_client.get(
-        reverse("admin:teams_auditevent_changelist") + "?action__exact=sign_in_failed"
+        reverse("admin:audit_auditevent_changelist") + "?action__exact=sign_in_failed"
     )
 
     assert response.status_code == 200
@@ -741,7 +730,7 @@ def test_staff_filter_audit_events_by_action_in_the_admin(staff_client, trail):
 
 def test_staff_filter_audit_events_by_merchant_in_the_admin(staff_client, trail, other_merchant):
     response = staff_client.get(
-        reverse("admin:teams_auditevent_changelist") + f"?merchant__id__exact={other_merchant.pk}"
+        reverse("admin:audit_auditevent_changelist") + f"?merchant__id__exact={other_merchant.pk}"
     )
 
     assert response.status_code == 200
@@ -769,9 +758,13 @@ def test_the_invitation_admin_never_shows_the_token_hash(staff_client, trail):
     assert invitation.token_hash not in response.content.decode()
 
 
-@pytest.mark.parametrize("model", ["auditevent", "invitation"])
+# The admin names of the models, `app_label_modelname`.
+READ_ONLY_MODELS = pytest.mark.parametrize("model", ["audit_auditevent", "teams_invitation"])
+
+
+@READ_ONLY_MODELS
 def test_staff_cannot_add_audit_events_or_invitations_in_the_admin(staff_client, trail, model):
-    add = reverse(f"admin:teams_{model}_add")
+    add = reverse(f"admin:{model}_add")
 
     assert staff_client.get(add).status_code == 403
     assert (
@@ -781,7 +774,7 @@ def test_staff_cannot_add_audit_events_or_invitations_in_the_admin(staff_client,
 
 def test_staff_cannot_change_an_audit_event_in_the_admin(staff_client, trail):
     event = AuditEvent.objects.get(action=Action.ROLE_CREATED)
-    change = reverse("admin:teams_auditevent_change", args=[event.pk])
+    change = reverse("admin:audit_auditevent_change", args=[event.pk])
 
     page = staff_client.get(change)
     posted = staff_client.post(change, {"target": "rewritten", "action": "signed_in"})
@@ -808,7 +801,7 @@ def test_staff_cannot_change_an_invitation_in_the_admin(staff_client, trail):
 
 def test_staff_cannot_delete_an_audit_event_in_the_admin(staff_client, trail):
     event = AuditEvent.objects.get(action=Action.ROLE_CREATED)
-    delete = reverse("admin:teams_auditevent_delete", args=[event.pk])
+    delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
 
     assert staff_client.get(delete).status_code == 403
     assert staff_client.post(delete, {"post": "yes"}).status_code == 403
@@ -824,12 +817,12 @@ def test_staff_cannot_delete_an_invitation_in_the_admin(staff_client, trail):
     assert Invitation.objects.filter(pk=invitation.pk).exists()
 
 
-@pytest.mark.parametrize("model", ["auditevent", "invitation"])
+@READ_ONLY_MODELS
 def test_staff_cannot_bulk_delete_audit_events_or_invitations_in_the_admin(
     staff_client, trail, model
 ):
-    changelist = reverse(f"admin:teams_{model}_changelist")
-    Model = AuditEvent if model == "auditevent" else Invitation
+    changelist = reverse(f"admin:{model}_changelist")
+    Model = AuditEvent if model == "audit_auditevent" else Invitation
     before = Model.objects.count()
 
     page = staff_client.get(changelist)
@@ -847,7 +840,7 @@ def test_staff_cannot_bulk_delete_audit_events_or_invitations_in_the_admin(
 
 
 def test_a_merchant_member_without_staff_status_cannot_open_the_admin_trail(owner_client, trail):
-    response = owner_client.get(reverse("admin:teams_auditevent_changelist"))
+    response = owner_client.get(reverse("admin:audit_auditevent_changelist"))
 
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
@@ -871,137 +864,29 @@ def test_default_roles_are_read_only_in_the_admin(client_for, superuser):
     assert owner_role.permissions.count() == 9
 
 
-def test_a_superuser_edits_a_custom_role_in_the_admin(client_for, superuser, merchant, owner):
-    role = role_create(
-        merchant=merchant,
-        name="Accountant",
-        description="",
-        permissions=[VIEW_MERCHANT],
-        actor=owner,
-    )
+def test_staff_see_a_custom_role_in_the_admin_but_cannot_change_it(staff_client, merchant):
+    # Custom roles are made and changed in the portal, under the team rules; the admin shows
+    # them (test_admin_writes.py tries every write there).
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
     change = reverse("admin:teams_role_change", args=[role.pk])
-    client = client_for(superuser)
-    invite_members = Permission.objects.get(
-        content_type__app_label="teams", codename=INVITE_MEMBERS.split(".")[1]
-    )
 
-    page = client.get(change)
-    posted = client.post(
-        change,
-        {
-            "merchant": merchant.pk,
-            "slug": "",
-            "name": "Bookkeeper",
-            "description": "Keeps the books",
-            "permissions": [invite_members.pk],
-        },
-    )
+    page = staff_client.get(change)
+    posted = staff_client.post(change, {"merchant": merchant.pk, "name": "Boss"})
 
     assert page.status_code == 200
-    assert 'name="_save"' in page.content.decode()
-    assert posted.status_code == 302
-    role.refresh_from_db()
-    assert role.name == "Bookkeeper"
-    assert list(role.permissions.all()) == [invite_members]
-
-
-def test_a_helpdesk_agent_sees_a_custom_role_but_cannot_change_it(
-    client_for, helpdesk_user, merchant, owner
-):
-    role = role_create(
-        merchant=merchant,
-        name="Accountant",
-        description="",
-        permissions=[VIEW_MERCHANT],
-        actor=owner,
-    )
-    change = reverse("admin:teams_role_change", args=[role.pk])
-    client = client_for(helpdesk_user)
-
-    assert client.get(change).status_code == 200
-    assert client.post(change, {"merchant": merchant.pk, "name": "Boss"}).status_code == 403
+    assert "Accountant" in page.content.decode()
+    assert 'name="_save"' not in page.content.decode()
+    assert posted.status_code == 403
     role.refresh_from_db()
     assert role.name == "Accountant"
-
-
-def test_a_superuser_cannot_create_a_role_without_a_merchant_in_the_admin(client_for, superuser):
-    add = reverse("admin:teams_role_add")
-    view_merchant = Permission.objects.get(
-        content_type__app_label="merchants", codename=VIEW_MERCHANT.split(".")[1]
-    )
-    defaults_before = Role.objects.defaults().count()
-
-    response = client_for(superuser).post(
-        add,
-        {"merchant": "", "name": "Auditor", "description": "", "permissions": [view_merchant.pk]},
-    )
-
-    assert response.status_code == 200
-    assert "This field is required." in response.content.decode()
-    assert Role.objects.defaults().count() == defaults_before
-    assert not Role.objects.filter(name="Auditor").exists()
-
-
-def test_a_superuser_cannot_name_a_custom_role_after_a_default_role_in_the_admin(
-    client_for, superuser, merchant
-):
-    view_merchant = Permission.objects.get(
-        content_type__app_label="merchants", codename=VIEW_MERCHANT.split(".")[1]
-    )
-
-    response = client_for(superuser).post(
-        reverse("admin:teams_role_add"),
-        {
-            "merchant": merchant.pk,
-            "name": "owner",
-            "description": "",
-            "permissions": [view_merchant.pk],
-        },
-    )
-
-    assert response.status_code == 200
-    assert "is the name of a default role" in response.content.decode()
-    assert not merchant.custom_roles.exists()
-
-
-def test_the_admin_offers_only_catalogue_permissions_for_a_custom_role(
-    client_for, superuser, merchant
-):
-    admin_only = Permission.objects.get(
-        content_type__app_label="credentials", codename="change_credential"
-    )
-
-    response = client_for(superuser).post(
-        reverse("admin:teams_role_add"),
-        {
-            "merchant": merchant.pk,
-            "name": "Sneaky",
-            "description": "",
-            "permissions": [admin_only.pk],
-        },
-    )
-
-    assert response.status_code == 200
-    assert not merchant.custom_roles.exists()
-    offered = response.context["adminform"].form.fields["permissions"].queryset
-    assert {f"{p.content_type.app_label}.{p.codename}" for p in offered} == {
-        entry.perm for entry in CATALOGUE
-    }
 
 
 # Keys: submission, verification outcome and acknowledgement ------------------------------
 
 
-@pytest.mark.django_db
 def test_key_submission_verification_and_acknowledgement_are_audited_by_hint_only(
-    owner_client, owner, merchant, fake_stripe, helpdesk_user
+    owner_client, owner, merchant, fake_stripe, helpdesk_user, secret
 ):
-    from credentials.models import Credential
-    from credentials.services.helpdesk import credential_acknowledge
-    from credentials.services.verification import credential_verify
-    from tests.factories import fake_key
-
-    secret = fake_key("sk_test_")
     owner_client.post(
         reverse("credentials:submit", kwargs={"slug": merchant.slug}),
         {
@@ -1026,5 +911,4 @@ def test_key_submission_verification_and_acknowledgement_are_audited_by_hint_onl
     hint = credential.secret_hint
     for event in events.values():
         assert hint in event.target
-        assert secret not in f"{event.target} {event.details}"
-        assert secret.removeprefix("sk_test_")[:12] not in f"{event.target} {event.details}"
+        assert_no_secret(everything_in(event), secret)

@@ -3,9 +3,16 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from teams.models import Membership, Role
+from teams.models import Membership
 from teams.permissions import CATALOGUE, DEFAULT_ROLES, SUBMIT_KEYS, VIEW_KEYS, VIEW_MERCHANT
-from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role
+from tests.factories import (
+    MembershipFactory,
+    MerchantFactory,
+    RoleFactory,
+    UserFactory,
+    default_role,
+)
+from tests.helpers import reload
 
 
 @pytest.mark.django_db
@@ -50,14 +57,14 @@ def test_a_role_change_takes_effect_on_the_next_request(merchant, member_factory
     assert user.has_perm(SUBMIT_KEYS, merchant)
 
     Membership.objects.filter(user=user).update(role=default_role("support"))
-    next_request_user = type(user).objects.get(pk=user.pk)
+    next_request_user = reload(user)
 
     assert not next_request_user.has_perm(SUBMIT_KEYS, merchant)
 
 
 @pytest.mark.django_db
 def test_a_membership_cannot_hold_another_merchants_custom_role(merchant, other_merchant):
-    foreign_role = Role.objects.create(merchant=other_merchant, name="Accountant")
+    foreign_role = RoleFactory(merchant=other_merchant)
     membership = Membership(user=UserFactory(), merchant=merchant, role=foreign_role)
 
     with pytest.raises(ValidationError, match="this merchant's own custom roles"):
@@ -66,7 +73,7 @@ def test_a_membership_cannot_hold_another_merchants_custom_role(merchant, other_
 
 @pytest.mark.django_db
 def test_a_membership_may_hold_its_own_merchants_custom_role(merchant):
-    own_role = Role.objects.create(merchant=merchant, name="Accountant")
+    own_role = RoleFactory(merchant=merchant)
     membership = Membership(user=UserFactory(), merchant=merchant, role=own_role)
 
     membership.full_clean()

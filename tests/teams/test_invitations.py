@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from teams.models import Invitation, Membership
-from teams.services import invitation_create
 from tests.conftest import PASSWORD
-from tests.factories import MembershipFactory, UserFactory, default_role
+from tests.factories import InvitationFactory, MembershipFactory, UserFactory, default_role
+from tests.helpers import page_html, page_text
 
 User = get_user_model()
 
@@ -91,10 +91,6 @@ def nothing_created(merchant) -> bool:
         not User.objects.filter(email__iexact=INVITEE).exists()
         and not Membership.objects.filter(merchant=merchant, user__email__iexact=INVITEE).exists()
     )
-
-
-def page_text(response) -> str:
-    return response.content.decode()
 
 
 # Sending -------------------------------------------------------------------------------
@@ -213,8 +209,8 @@ def test_an_expired_open_invitation_is_replaced_by_a_new_one(
     assert new.state == Invitation.State.PENDING
     new_token = token_from(mail.outbox[-1])
     assert new_token != old_token
-    assert 'name="password1"' not in page_text(Client().get(link(old_token)))
-    assert 'name="password1"' in page_text(Client().get(link(new_token)))
+    assert 'name="password1"' not in page_html(Client().get(link(old_token)))
+    assert 'name="password1"' in page_html(Client().get(link(new_token)))
 
 
 # Accepting as a new user ---------------------------------------------------------------
@@ -226,7 +222,7 @@ def test_an_anonymous_new_person_opening_the_link_is_offered_a_password_form(sen
     response = client.get(link(token))
 
     assert response.status_code == 200
-    body = page_text(response)
+    body = page_html(response)
     assert "Join Demo Coffee Co" in body
     assert "Developer" in body
     assert INVITEE in body
@@ -315,7 +311,7 @@ def test_an_existing_user_is_asked_to_sign_in_then_joins_with_one_post(merchant,
 
     anonymous_page = client.get(link(token))
     assert anonymous_page.status_code == 200
-    body = page_text(anonymous_page)
+    body = page_html(anonymous_page)
     assert "You already have an account" in body
     assert f"{reverse('login')}?next={link(token)}" in body.replace("%2F", "/")
     assert 'name="password1"' not in body
@@ -392,9 +388,8 @@ def _assert_dead_link(client, token, sentence):
 
     for response in (page, posted):
         assert response.status_code == 200
-        body = page_text(response)
-        assert sentence in body
-        assert 'name="password1"' not in body
+        assert sentence in page_text(response)
+        assert 'name="password1"' not in page_html(response)
     assert User.objects.count() == users_before
     assert Membership.objects.count() == memberships_before
 
@@ -415,7 +410,7 @@ def test_a_link_works_until_just_before_ten_days_have_passed(merchant, sent, cli
 
     response = client.get(link(token))
 
-    assert 'name="password1"' in page_text(response)
+    assert 'name="password1"' in page_html(response)
 
 
 def test_a_link_opened_after_ten_days_says_it_expired(merchant, sent, client, monkeypatch):
@@ -522,7 +517,7 @@ def test_resend_mails_a_new_link_and_the_old_one_stops_working(
     followed = owner_client.get(response["Location"])
     assert "the old link no longer works" in page_text(followed)
     _assert_dead_link(client, old_token, INVALID)
-    assert 'name="password1"' in page_text(client.get(link(new_token)))
+    assert 'name="password1"' in page_html(client.get(link(new_token)))
 
 
 def test_resend_gives_an_expired_invitation_another_ten_days(
@@ -568,14 +563,7 @@ def test_another_merchants_invitation_cannot_be_resent_or_revoked(
     owner_client,
     django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        foreign = invitation_create(
-            merchant=other_merchant,
-            email="theirs@demo.test",
-            role=default_role("support"),
-            actor=other_owner,
-        )
-    mail.outbox.clear()
+    foreign = InvitationFactory(merchant=other_merchant, invited_by=other_owner)
 
     # Through this merchant's address, and through the other merchant's.
     for slug in (merchant.slug, other_merchant.slug):

@@ -4,13 +4,10 @@ Each refused attempt must say why and leave memberships, roles, invitations and 
 were; each allowed case sits next to the refused one it mirrors.
 """
 
-import html
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import TestCase
-from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.refusals import Refused
@@ -30,7 +27,14 @@ from teams.permissions import (
     VIEW_TEAM,
 )
 from teams.rules import role_permission_names
-from tests.factories import CredentialFactory, MembershipFactory, UserFactory, default_role
+from tests.factories import (
+    CredentialFactory,
+    MembershipFactory,
+    RoleFactory,
+    UserFactory,
+    default_role,
+)
+from tests.helpers import merchant_url, page_html, page_text, reload, stored_state
 
 pytestmark = pytest.mark.django_db
 
@@ -50,74 +54,20 @@ def join(merchant, role, **user_fields) -> Membership:
     return MembershipFactory(user=UserFactory(**user_fields), merchant=merchant, role=role)
 
 
-def fresh(user):
-    """Return `user` as the next request loads it (no permission answers cached)."""
-    return type(user).objects.get(pk=user.pk)
-
-
-def team_state() -> dict:
-    """Return every user, membership, role (with its permissions), invitation and audit action."""
-    invitation_columns = [field.attname for field in Invitation._meta.concrete_fields]
-    return {
-        "users": list(
-            get_user_model()
-            .objects.order_by("pk")
-            .values_list("pk", "email", "is_staff", "is_superuser", "is_active", "password")
-        ),
-        "memberships": list(
-            Membership.objects.order_by("pk").values_list(
-                "pk", "user_id", "merchant_id", "role_id", "joined_at"
-            )
-        ),
-        "roles": [
-            (
-                role.pk,
-                role.merchant_id,
-                role.slug,
-                role.name,
-                role.description,
-                *sorted(role_permission_names(role)),
-            )
-            for role in Role.objects.order_by("pk")
-        ],
-        "invitations": list(Invitation.objects.order_by("pk").values_list(*invitation_columns)),
-        # Signing in, and refused attempts, are audited too, and change nothing in the team.
-        "audit": list(
-            AuditEvent.objects.exclude(
-                action__in=[
-                    AuditEvent.Action.SIGNED_IN,
-                    AuditEvent.Action.ACTION_REFUSED,
-                    AuditEvent.Action.ACCESS_DENIED,
-                ]
-            )
-            .order_by("pk")
-            .values_list("action", "target")
-        ),
-    }
-
-
-def page_text(response) -> str:
-    return html.unescape(response.content.decode())
-
-
-def url(name: str, merchant, **kwargs) -> str:
-    return reverse(name, kwargs={"slug": merchant.slug, **kwargs})
-
-
 def invite(client, merchant, role, email="newcomer@example.test", extra=None):
     data = {"email": email, "role": role.pk, **(extra or {})}
     # The invitation mail goes out on commit, which the test transaction never reaches.
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return client.post(url("teams:invite", merchant), data, follow=True)
+        return client.post(merchant_url("teams:invite", merchant), data, follow=True)
 
 
 def change_role(client, membership, role, extra=None):
-    target = url("teams:member", membership.merchant, pk=membership.pk)
+    target = merchant_url("teams:member", membership.merchant, pk=membership.pk)
     return client.post(target, {"role": role.pk, **(extra or {})}, follow=True)
 
 
 def remove(client, membership):
-    target = url("teams:member_remove", membership.merchant, pk=membership.pk)
+    target = merchant_url("teams:member_remove", membership.merchant, pk=membership.pk)
     return client.post(target, follow=True)
 
 
@@ -144,13 +94,12 @@ def owner_membership(owner, merchant):
 
 
 @pytest.fixture
-def key_manager_role(merchant, owner):
+def key_manager_role(merchant):
     """Invites and manages members, but holds no key permission."""
-    return create_role(
-        merchant,
-        owner,
-        "Key manager",
-        [INVITE_MEMBERS, MANAGE_MEMBER_ROLES, VIEW_TEAM, VIEW_MERCHANT],
+    return RoleFactory(
+        merchant=merchant,
+        name="Key manager",
+        permissions=[INVITE_MEMBERS, MANAGE_MEMBER_ROLES, VIEW_TEAM, VIEW_MERCHANT],
     )
 
 
@@ -160,10 +109,12 @@ def key_manager(merchant, key_manager_role):
 
 
 @pytest.fixture
-def role_manager_role(merchant, owner):
+def role_manager_role(merchant):
     """Manages custom roles, and holds nothing about keys."""
-    return create_role(
-        merchant, owner, "Role manager", [MANAGE_CUSTOM_ROLES, VIEW_TEAM, VIEW_MERCHANT]
+    return RoleFactory(
+        merchant=merchant,
+        name="Role manager",
+        permissions=[MANAGE_CUSTOM_ROLES, VIEW_TEAM, VIEW_MERCHANT],
     )
 
 
@@ -213,17 +164,17 @@ def test_key_manager_invites_with_a_role_whose_permissions_they_hold(
 def test_key_manager_cannot_invite_as_administrator_through_the_page(
     merchant, key_manager, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = invite(client_for(key_manager), merchant, default_role("administrator"))
 
     assert response.status_code == 200
     assert KEY_MANAGER_CANNOT_GIVE_ADMINISTRATOR in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_key_manager_cannot_invite_as_administrator_through_the_service(merchant, key_manager):
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused) as refusal:
         services.invitation_create(
@@ -234,15 +185,15 @@ def test_key_manager_cannot_invite_as_administrator_through_the_service(merchant
         )
 
     assert refusal.value.message == KEY_MANAGER_CANNOT_GIVE_ADMINISTRATOR
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_the_invite_page_offers_only_roles_the_actor_may_give(
     merchant, key_manager, key_manager_role, client_for
 ):
-    response = client_for(key_manager).get(url("teams:invite", merchant))
+    response = client_for(key_manager).get(merchant_url("teams:invite", merchant))
 
-    offered = {int(pk) for pk in re.findall(r'<option value="(\d+)"', response.content.decode())}
+    offered = {int(pk) for pk in re.findall(r'<option value="(\d+)"', page_html(response))}
     assert offered == {default_role("view-only").pk, key_manager_role.pk}
 
 
@@ -259,17 +210,17 @@ def test_key_manager_gives_a_view_only_member_a_role_whose_permissions_they_hold
 def test_key_manager_cannot_give_developer_through_the_page(
     key_manager, view_only_member, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = change_role(client_for(key_manager), view_only_member, default_role("developer"))
 
     assert response.status_code == 200
     assert KEY_MANAGER_CANNOT_GIVE_DEVELOPER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_key_manager_cannot_give_developer_through_the_service(key_manager, view_only_member):
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused) as refusal:
         services.membership_change_role(
@@ -277,14 +228,16 @@ def test_key_manager_cannot_give_developer_through_the_service(key_manager, view
         )
 
     assert refusal.value.message == KEY_MANAGER_CANNOT_GIVE_DEVELOPER
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_key_manager_cannot_invite_with_a_custom_role_holding_a_permission_they_lack(
     merchant, owner, key_manager, client_for
 ):
-    bookkeeper = create_role(merchant, owner, "Bookkeeper", [VIEW_MERCHANT, VIEW_KEYS])
-    before = team_state()
+    bookkeeper = RoleFactory(
+        merchant=merchant, name="Bookkeeper", permissions=[VIEW_MERCHANT, VIEW_KEYS]
+    )
+    before = stored_state()
 
     response = invite(client_for(key_manager), merchant, bookkeeper)
     with pytest.raises(Refused, match="permissions you do not hold"):
@@ -296,7 +249,7 @@ def test_key_manager_cannot_invite_with_a_custom_role_holding_a_permission_they_
         "You cannot give the role “Bookkeeper”: it includes permissions you do not hold "
         "(View keys)." in page_text(response)
     )
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_owner_resends_an_owner_invitation(merchant, owner, client_for):
@@ -305,7 +258,7 @@ def test_owner_resends_an_owner_invitation(merchant, owner, client_for):
     )
 
     response = client_for(owner).post(
-        url("teams:invitation_resend", merchant, pk=invitation.pk), follow=True
+        merchant_url("teams:invitation_resend", merchant, pk=invitation.pk), follow=True
     )
 
     assert "Invitation sent again to co-owner@example.test" in page_text(response)
@@ -317,16 +270,16 @@ def test_administrator_cannot_resend_an_owner_invitation(
     invitation = services.invitation_create(
         merchant=merchant, email="co-owner@example.test", role=default_role("owner"), actor=owner
     )
-    before = team_state()
+    before = stored_state()
 
     response = client_for(administrator).post(
-        url("teams:invitation_resend", merchant, pk=invitation.pk), follow=True
+        merchant_url("teams:invitation_resend", merchant, pk=invitation.pk), follow=True
     )
     with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
         services.invitation_resend(invitation=invitation, actor=administrator)
 
     assert ONLY_OWNER_MAKES_OWNER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 # Nobody changes their own role --------------------------------------------------------------
@@ -345,42 +298,42 @@ def test_administrator_cannot_change_their_own_role_through_the_page(
 ):
     own = Membership.objects.get(user=administrator, merchant=merchant)
     client = client_for(administrator)
-    before = team_state()
+    before = stored_state()
 
-    page = client.get(url("teams:member", merchant, pk=own.pk))
+    page = client.get(merchant_url("teams:member", merchant, pk=own.pk))
     response = change_role(client, own, default_role("developer"))
 
     assert SELF_CHANGE in page_text(page)
     assert "Save role" not in page_text(page)
     assert response.status_code == 200
     assert SELF_CHANGE in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("role", ["owner", "developer", "administrator"])
 def test_nobody_changes_their_own_role_through_the_service(merchant, administrator, role):
     own = Membership.objects.get(user=administrator, merchant=merchant)
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused, match=SELF_CHANGE):
         services.membership_change_role(
             membership=own, role=default_role(role), actor=administrator
         )
 
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_owner_cannot_remove_themselves_through_the_member_pages(
     owner, owner_membership, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = remove(client_for(owner), owner_membership)
     with pytest.raises(Refused, match=SELF_CHANGE):
         services.membership_remove(membership=owner_membership, actor=owner)
 
     assert SELF_CHANGE in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 # Nobody edits or removes a member who holds a permission they lack ---------------------------
@@ -403,9 +356,9 @@ def test_key_manager_cannot_change_a_developers_role(
     merchant, key_manager, developer_member, client_for
 ):
     client = client_for(key_manager)
-    before = team_state()
+    before = stored_state()
 
-    page = client.get(url("teams:member", merchant, pk=developer_member.pk))
+    page = client.get(merchant_url("teams:member", merchant, pk=developer_member.pk))
     response = change_role(client, developer_member, default_role("view-only"))
     with pytest.raises(Refused) as refusal:
         services.membership_change_role(
@@ -415,14 +368,14 @@ def test_key_manager_cannot_change_a_developers_role(
     assert DEVELOPER_OUT_OF_REACH in page_text(page)
     assert DEVELOPER_OUT_OF_REACH in page_text(response)
     assert refusal.value.message == DEVELOPER_OUT_OF_REACH
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_key_manager_cannot_remove_a_developer(merchant, key_manager, developer_member, client_for):
     client = client_for(key_manager)
-    before = team_state()
+    before = stored_state()
 
-    page = client.get(url("teams:member_remove", merchant, pk=developer_member.pk))
+    page = client.get(merchant_url("teams:member_remove", merchant, pk=developer_member.pk))
     response = remove(client, developer_member)
     with pytest.raises(Refused) as refusal:
         services.membership_remove(membership=developer_member, actor=key_manager)
@@ -430,13 +383,13 @@ def test_key_manager_cannot_remove_a_developer(merchant, key_manager, developer_
     assert DEVELOPER_OUT_OF_REACH in page_text(page)
     assert DEVELOPER_OUT_OF_REACH in page_text(response)
     assert refusal.value.message == DEVELOPER_OUT_OF_REACH
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_the_team_page_offers_to_manage_only_members_within_reach(
     merchant, key_manager, developer_member, view_only_member, client_for
 ):
-    response = client_for(key_manager).get(url("teams:team", merchant))
+    response = client_for(key_manager).get(merchant_url("teams:team", merchant))
 
     manageable = {m.user.email for m, can_manage in response.context["rows"] if can_manage}
     assert manageable == {"viewer@demo.test"}
@@ -453,7 +406,7 @@ def test_owner_invites_another_owner(merchant, owner, client_for):
 
 
 def test_administrator_cannot_invite_as_owner(merchant, administrator, client_for):
-    before = team_state()
+    before = stored_state()
 
     response = invite(client_for(administrator), merchant, default_role("owner"))
     with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
@@ -466,7 +419,7 @@ def test_administrator_cannot_invite_as_owner(merchant, administrator, client_fo
 
     assert response.status_code == 200
     assert ONLY_OWNER_MAKES_OWNER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_owner_promotes_a_member_to_owner(owner, view_only_member, client_for):
@@ -478,7 +431,7 @@ def test_owner_promotes_a_member_to_owner(owner, view_only_member, client_for):
 def test_administrator_cannot_promote_a_member_to_owner(
     administrator, view_only_member, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = change_role(client_for(administrator), view_only_member, default_role("owner"))
     with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
@@ -488,16 +441,16 @@ def test_administrator_cannot_promote_a_member_to_owner(
 
     assert response.status_code == 200
     assert ONLY_OWNER_MAKES_OWNER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_administrator_cannot_demote_an_owner(
     merchant, administrator, owner_membership, client_for
 ):
     client = client_for(administrator)
-    before = team_state()
+    before = stored_state()
 
-    page = client.get(url("teams:member", merchant, pk=owner_membership.pk))
+    page = client.get(merchant_url("teams:member", merchant, pk=owner_membership.pk))
     response = change_role(client, owner_membership, default_role("administrator"))
     with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_change_role(
@@ -506,18 +459,18 @@ def test_administrator_cannot_demote_an_owner(
 
     assert ONLY_OWNER_CHANGES_OWNER in page_text(page)
     assert ONLY_OWNER_CHANGES_OWNER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_administrator_cannot_remove_an_owner(administrator, owner_membership, client_for):
-    before = team_state()
+    before = stored_state()
 
     response = remove(client_for(administrator), owner_membership)
     with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_remove(membership=owner_membership, actor=administrator)
 
     assert ONLY_OWNER_CHANGES_OWNER in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 # The last Owner stays -------------------------------------------------------------------
@@ -529,28 +482,28 @@ LAST_OWNER_LEAVES = (
 
 
 def test_the_last_owner_cannot_leave_through_the_page(merchant, owner, client_for):
-    before = team_state()
+    before = stored_state()
 
-    response = client_for(owner).post(url("teams:leave", merchant), follow=True)
+    response = client_for(owner).post(merchant_url("teams:leave", merchant), follow=True)
 
     assert LAST_OWNER_LEAVES in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_the_last_owner_cannot_leave_through_the_service(owner, owner_membership):
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused) as refusal:
         services.membership_leave(membership=owner_membership, actor=owner)
 
     assert refusal.value.message == LAST_OWNER_LEAVES
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_one_of_two_owners_may_leave(merchant, owner, client_for):
     join(merchant, "owner", email="co-owner@demo.test")
 
-    response = client_for(owner).post(url("teams:leave", merchant), follow=True)
+    response = client_for(owner).post(merchant_url("teams:leave", merchant), follow=True)
 
     assert "You left Demo Coffee Co." in page_text(response)
     assert not Membership.objects.filter(user=owner, merchant=merchant).exists()
@@ -567,17 +520,17 @@ def test_the_last_owner_cannot_be_demoted_by_themselves_or_an_administrator(
     owner, owner_membership, administrator, client_for, actor, message
 ):
     acting = {"owner": owner, "administrator": administrator}[actor]
-    before = team_state()
+    before = stored_state()
 
     response = change_role(client_for(acting), owner_membership, default_role("administrator"))
     with pytest.raises(Refused) as refusal:
         services.membership_change_role(
-            membership=owner_membership, role=default_role("view-only"), actor=fresh(acting)
+            membership=owner_membership, role=default_role("view-only"), actor=reload(acting)
         )
 
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @LAST_OWNER_ACTORS
@@ -585,15 +538,15 @@ def test_the_last_owner_cannot_be_removed_by_themselves_or_an_administrator(
     owner, owner_membership, administrator, client_for, actor, message
 ):
     acting = {"owner": owner, "administrator": administrator}[actor]
-    before = team_state()
+    before = stored_state()
 
     response = remove(client_for(acting), owner_membership)
     with pytest.raises(Refused) as refusal:
-        services.membership_remove(membership=owner_membership, actor=fresh(acting))
+        services.membership_remove(membership=owner_membership, actor=reload(acting))
 
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_an_owner_removed_while_their_request_runs_cannot_then_remove_the_last_owner(
@@ -601,15 +554,15 @@ def test_an_owner_removed_while_their_request_runs_cannot_then_remove_the_last_o
 ):
     co_owner = join(merchant, "owner", email="co-owner@demo.test")
     # A request of the co-owner that already passed the page's permission check.
-    in_flight = fresh(co_owner.user)
+    in_flight = reload(co_owner.user)
     assert in_flight.has_perm(MANAGE_MEMBER_ROLES, merchant)
     services.membership_remove(membership=co_owner, actor=owner)
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused, match=ONLY_OWNER_CHANGES_OWNER):
         services.membership_remove(membership=owner_membership, actor=in_flight)
 
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_with_two_owners_one_demotes_the_other_who_then_cannot_demote_back(
@@ -619,13 +572,13 @@ def test_with_two_owners_one_demotes_the_other_who_then_cannot_demote_back(
 
     response = change_role(client_for(owner), co_owner, default_role("administrator"))
     co_owner.refresh_from_db()
-    before = team_state()
+    before = stored_state()
     refused = change_role(client_for(co_owner.user), owner_membership, default_role("view-only"))
 
     assert "co-owner@demo.test is now Administrator." in page_text(response)
     assert co_owner.role == default_role("administrator")
     assert ONLY_OWNER_CHANGES_OWNER in page_text(refused)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_with_two_owners_one_removes_the_other_and_is_then_the_last(
@@ -643,7 +596,7 @@ def test_with_two_owners_one_removes_the_other_and_is_then_the_last(
 def test_an_owner_of_another_merchant_cannot_touch_this_merchants_owner(
     owner_membership, other_owner
 ):
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused, match="does not allow this"):
         services.membership_remove(membership=owner_membership, actor=other_owner)
@@ -652,7 +605,7 @@ def test_an_owner_of_another_merchant_cannot_touch_this_merchants_owner(
             membership=owner_membership, role=default_role("view-only"), actor=other_owner
         )
 
-    assert team_state() == before
+    assert stored_state() == before
 
 
 # A custom role grants exactly its permissions ------------------------------------------------
@@ -672,7 +625,7 @@ def test_a_custom_role_grants_each_catalogue_permission_only_if_it_includes_it(
     role = create_role(merchant, owner, subset.title(), SUBSETS[subset])
     user = join(merchant, role).user
 
-    assert fresh(user).has_perm(entry.perm, merchant) is (entry.perm in SUBSETS[subset])
+    assert reload(user).has_perm(entry.perm, merchant) is (entry.perm in SUBSETS[subset])
 
 
 PAGES_FOR_KEY_VIEWER = [
@@ -689,12 +642,12 @@ PAGES_FOR_KEY_VIEWER = [
 
 @pytest.mark.parametrize(("page", "status"), PAGES_FOR_KEY_VIEWER)
 def test_pages_follow_the_permissions_of_a_custom_role(merchant, owner, client_for, page, status):
-    role = create_role(merchant, owner, "Key viewer", SUBSETS["key viewer"])
+    role = RoleFactory(merchant=merchant, name="Key viewer", permissions=SUBSETS["key viewer"])
     user = join(merchant, role).user
     credential = CredentialFactory(merchant=merchant, submitted_by=owner)
     kwargs = {"pk": credential.pk} if page == "credentials:detail" else {}
 
-    response = client_for(user).get(url(page, merchant, **kwargs))
+    response = client_for(user).get(merchant_url(page, merchant, **kwargs))
 
     assert response.status_code == status
 
@@ -706,7 +659,7 @@ def test_a_demotion_closes_the_page_on_the_very_next_request(
     merchant, owner, developer_member, client_for
 ):
     client = client_for(developer_member.user)
-    submit = url("credentials:submit", merchant)
+    submit = merchant_url("credentials:submit", merchant)
     assert client.get(submit).status_code == 200
 
     services.membership_change_role(
@@ -719,7 +672,7 @@ def test_a_demotion_closes_the_page_on_the_very_next_request(
 def test_a_promotion_opens_the_page_on_the_very_next_request(merchant, owner, client_for):
     support = join(merchant, "support")
     client = client_for(support.user)
-    submit = url("credentials:submit", merchant)
+    submit = merchant_url("credentials:submit", merchant)
     assert client.get(submit).status_code == 403
 
     services.membership_change_role(membership=support, role=default_role("developer"), actor=owner)
@@ -730,9 +683,11 @@ def test_a_promotion_opens_the_page_on_the_very_next_request(merchant, owner, cl
 def test_editing_a_custom_role_changes_its_members_pages_on_the_next_request(
     merchant, owner, client_for
 ):
-    role = create_role(merchant, owner, "Key sender", [VIEW_MERCHANT, SUBMIT_KEYS])
+    role = RoleFactory(
+        merchant=merchant, name="Key sender", permissions=[VIEW_MERCHANT, SUBMIT_KEYS]
+    )
     client = client_for(join(merchant, role).user)
-    submit = url("credentials:submit", merchant)
+    submit = merchant_url("credentials:submit", merchant)
     assert client.get(submit).status_code == 200
 
     services.role_update(
@@ -740,18 +695,18 @@ def test_editing_a_custom_role_changes_its_members_pages_on_the_next_request(
     )
 
     assert client.get(submit).status_code == 403
-    assert client.get(url("credentials:merchant", merchant)).status_code == 200
+    assert client.get(merchant_url("credentials:merchant", merchant)).status_code == 200
 
 
 def test_a_removed_member_gets_404_on_the_next_request(
     merchant, owner, developer_member, client_for
 ):
     client = client_for(developer_member.user)
-    assert client.get(url("credentials:merchant", merchant)).status_code == 200
+    assert client.get(merchant_url("credentials:merchant", merchant)).status_code == 200
 
     services.membership_remove(membership=developer_member, actor=owner)
 
-    assert client.get(url("credentials:merchant", merchant)).status_code == 404
+    assert client.get(merchant_url("credentials:merchant", merchant)).status_code == 404
 
 
 # Custom role rules ----------------------------------------------------------------------
@@ -761,7 +716,7 @@ def test_a_custom_role_name_of_64_characters_is_accepted(merchant, owner, client
     name = "R" * 64
 
     response = client_for(owner).post(
-        url("teams:role_create", merchant), role_form(name=name), follow=True
+        merchant_url("teams:role_create", merchant), role_form(name=name), follow=True
     )
 
     assert f"Role “{name}” created." in page_text(response)
@@ -769,24 +724,26 @@ def test_a_custom_role_name_of_64_characters_is_accepted(merchant, owner, client
 
 
 def test_a_custom_role_name_of_65_characters_is_refused(merchant, owner, client_for):
-    before = team_state()
+    before = stored_state()
 
-    response = client_for(owner).post(url("teams:role_create", merchant), role_form(name="R" * 65))
+    response = client_for(owner).post(
+        merchant_url("teams:role_create", merchant), role_form(name="R" * 65)
+    )
     with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "R" * 65, [VIEW_MERCHANT])
 
     assert "Keep the name to 64 characters (it has 65)." in page_text(response)
     assert refusal.value.message == "Keep the name to 64 characters (it has 65)."
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_a_custom_role_name_used_by_another_merchant_is_accepted(
     merchant, owner, other_merchant, other_owner, client_for
 ):
-    create_role(other_merchant, other_owner, "Accountant", [VIEW_MERCHANT])
+    RoleFactory(merchant=other_merchant, name="Accountant", permissions=[VIEW_MERCHANT])
 
     response = client_for(owner).post(
-        url("teams:role_create", merchant), role_form(name="accountant"), follow=True
+        merchant_url("teams:role_create", merchant), role_form(name="accountant"), follow=True
     )
 
     assert "Role “accountant” created." in page_text(response)
@@ -795,78 +752,82 @@ def test_a_custom_role_name_used_by_another_merchant_is_accepted(
 def test_a_custom_role_name_taken_in_the_merchant_in_other_capitals_is_refused(
     merchant, owner, client_for
 ):
-    create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
-    before = team_state()
+    RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+    before = stored_state()
 
     response = client_for(owner).post(
-        url("teams:role_create", merchant), role_form(name="accountant")
+        merchant_url("teams:role_create", merchant), role_form(name="accountant")
     )
     with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "ACCOUNTANT", [VIEW_MERCHANT])
 
     assert "Demo Coffee Co already has a role called “accountant”." in page_text(response)
     assert refusal.value.message == "Demo Coffee Co already has a role called “ACCOUNTANT”."
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_renaming_a_custom_role_onto_another_ones_name_is_refused(merchant, owner, client_for):
-    create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
-    auditor = create_role(merchant, owner, "Auditor", [VIEW_MERCHANT])
-    before = team_state()
+    RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+    auditor = RoleFactory(merchant=merchant, name="Auditor", permissions=[VIEW_MERCHANT])
+    before = stored_state()
 
     response = client_for(owner).post(
-        url("teams:role_edit", merchant, pk=auditor.pk), role_form(name="accountant")
+        merchant_url("teams:role_edit", merchant, pk=auditor.pk), role_form(name="accountant")
     )
 
     assert "Demo Coffee Co already has a role called “accountant”." in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("name", ["owner", "VIEW ONLY", "Administrator"])
 def test_a_custom_role_cannot_take_a_default_roles_name(merchant, owner, client_for, name):
-    before = team_state()
+    before = stored_state()
 
-    response = client_for(owner).post(url("teams:role_create", merchant), role_form(name=name))
+    response = client_for(owner).post(
+        merchant_url("teams:role_create", merchant), role_form(name=name)
+    )
     with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, name, [VIEW_MERCHANT])
 
     message = f"“{name}” is the name of a default role; choose another name for a custom role."
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_a_custom_role_without_permissions_is_refused(merchant, owner, client_for):
-    before = team_state()
+    before = stored_state()
 
-    response = client_for(owner).post(url("teams:role_create", merchant), role_form(permissions=()))
+    response = client_for(owner).post(
+        merchant_url("teams:role_create", merchant), role_form(permissions=())
+    )
     with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "Accountant", [])
 
     message = "Choose at least one permission: a role without any would open nothing."
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("perm", ["auth.add_user", "credentials.view_credential", "bogus"])
 def test_a_custom_role_takes_only_catalogue_permissions(merchant, owner, client_for, perm):
-    before = team_state()
+    before = stored_state()
 
     response = client_for(owner).post(
-        url("teams:role_create", merchant), role_form(permissions=[VIEW_MERCHANT, perm])
+        merchant_url("teams:role_create", merchant), role_form(permissions=[VIEW_MERCHANT, perm])
     )
     with pytest.raises(Refused) as refusal:
         create_role(merchant, owner, "Accountant", [VIEW_MERCHANT, perm])
 
     assert "Choose permissions from the list." in page_text(response)
     assert refusal.value.message == "Choose permissions from the list."
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_role_manager_creates_a_role_with_permissions_they_hold(merchant, role_manager, client_for):
     response = client_for(role_manager).post(
-        url("teams:role_create", merchant),
+        merchant_url("teams:role_create", merchant),
         role_form(name="Team viewer", permissions=[VIEW_MERCHANT, VIEW_TEAM]),
         follow=True,
     )
@@ -879,10 +840,10 @@ def test_role_manager_creates_a_role_with_permissions_they_hold(merchant, role_m
 def test_role_manager_cannot_create_a_role_with_a_permission_they_lack(
     merchant, role_manager, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = client_for(role_manager).post(
-        url("teams:role_create", merchant),
+        merchant_url("teams:role_create", merchant),
         role_form(name="Key sender", permissions=[VIEW_MERCHANT, SUBMIT_KEYS]),
     )
     with pytest.raises(Refused) as refusal:
@@ -891,31 +852,35 @@ def test_role_manager_cannot_create_a_role_with_a_permission_they_lack(
     message = "You cannot give a role permissions you do not hold (Submit and roll keys)."
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_role_manager_cannot_add_a_permission_they_lack_to_an_existing_role(
     merchant, owner, role_manager, client_for
 ):
-    viewer = create_role(merchant, owner, "Team viewer", [VIEW_MERCHANT, VIEW_TEAM])
-    before = team_state()
+    viewer = RoleFactory(
+        merchant=merchant, name="Team viewer", permissions=[VIEW_MERCHANT, VIEW_TEAM]
+    )
+    before = stored_state()
 
     response = client_for(role_manager).post(
-        url("teams:role_edit", merchant, pk=viewer.pk),
+        merchant_url("teams:role_edit", merchant, pk=viewer.pk),
         role_form(name="Team viewer", permissions=[VIEW_MERCHANT, VIEW_TEAM, REVOKE_KEYS]),
     )
 
     assert "You cannot give a role permissions you do not hold (Revoke keys)." in page_text(
         response
     )
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_role_manager_edits_a_role_they_do_not_hold(merchant, owner, role_manager, client_for):
-    viewer = create_role(merchant, owner, "Team viewer", [VIEW_MERCHANT, VIEW_TEAM])
+    viewer = RoleFactory(
+        merchant=merchant, name="Team viewer", permissions=[VIEW_MERCHANT, VIEW_TEAM]
+    )
 
     response = client_for(role_manager).post(
-        url("teams:role_edit", merchant, pk=viewer.pk),
+        merchant_url("teams:role_edit", merchant, pk=viewer.pk),
         role_form(name="Team reader", permissions=[VIEW_MERCHANT]),
         follow=True,
     )
@@ -928,10 +893,10 @@ def test_role_manager_edits_a_role_they_do_not_hold(merchant, owner, role_manage
 def test_role_manager_cannot_edit_the_role_they_hold(
     merchant, role_manager, role_manager_role, client_for
 ):
-    before = team_state()
+    before = stored_state()
 
     response = client_for(role_manager).post(
-        url("teams:role_edit", merchant, pk=role_manager_role.pk),
+        merchant_url("teams:role_edit", merchant, pk=role_manager_role.pk),
         role_form(name="Role manager", permissions=[VIEW_MERCHANT, VIEW_TEAM]),
     )
     with pytest.raises(Refused) as refusal:
@@ -940,35 +905,39 @@ def test_role_manager_cannot_edit_the_role_they_hold(
             name="Role manager",
             description="",
             permissions=[VIEW_MERCHANT, MANAGE_CUSTOM_ROLES, VIEW_TEAM],
-            actor=fresh(role_manager),
+            actor=reload(role_manager),
         )
 
     message = "You hold this role, so you cannot change it; ask another manager."
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_role_manager_cannot_edit_a_role_that_includes_a_permission_they_lack(
     merchant, owner, role_manager, client_for
 ):
-    bookkeeper = create_role(merchant, owner, "Bookkeeper", [VIEW_MERCHANT, VIEW_KEYS])
-    before = team_state()
+    bookkeeper = RoleFactory(
+        merchant=merchant, name="Bookkeeper", permissions=[VIEW_MERCHANT, VIEW_KEYS]
+    )
+    before = stored_state()
 
     response = client_for(role_manager).post(
-        url("teams:role_edit", merchant, pk=bookkeeper.pk),
+        merchant_url("teams:role_edit", merchant, pk=bookkeeper.pk),
         role_form(name="Bookkeeper", permissions=[VIEW_MERCHANT]),
     )
 
     message = "This role includes permissions you do not hold (View keys), so you cannot change it."
     assert message in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_an_unused_custom_role_is_deleted(merchant, owner, client_for):
-    role = create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
 
-    response = client_for(owner).post(url("teams:role_delete", merchant, pk=role.pk), follow=True)
+    response = client_for(owner).post(
+        merchant_url("teams:role_delete", merchant, pk=role.pk), follow=True
+    )
 
     assert "Role “Accountant” deleted." in page_text(response)
     assert not Role.objects.filter(pk=role.pk).exists()
@@ -977,14 +946,14 @@ def test_an_unused_custom_role_is_deleted(merchant, owner, client_for):
 def test_a_custom_role_in_use_is_not_deleted_and_the_page_names_its_members(
     merchant, owner, client_for
 ):
-    role = create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
     join(merchant, role, email="zoe@demo.test")
     join(merchant, role, email="adam@demo.test")
     client = client_for(owner)
-    before = team_state()
+    before = stored_state()
 
-    page = client.get(url("teams:role_delete", merchant, pk=role.pk))
-    response = client.post(url("teams:role_delete", merchant, pk=role.pk), follow=True)
+    page = client.get(merchant_url("teams:role_delete", merchant, pk=role.pk))
+    response = client.post(merchant_url("teams:role_delete", merchant, pk=role.pk), follow=True)
     with pytest.raises(Refused) as refusal:
         services.role_delete(role=role, actor=owner)
 
@@ -996,40 +965,42 @@ def test_a_custom_role_in_use_is_not_deleted_and_the_page_names_its_members(
     assert "Delete role" not in page_text(page)
     assert message in page_text(response)
     assert refusal.value.message == message
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_a_custom_role_offered_by_an_open_invitation_is_not_deleted(merchant, owner, client_for):
-    role = create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
     services.invitation_create(
         merchant=merchant, email="newcomer@example.test", role=role, actor=owner
     )
-    before = team_state()
+    before = stored_state()
 
-    response = client_for(owner).post(url("teams:role_delete", merchant, pk=role.pk), follow=True)
+    response = client_for(owner).post(
+        merchant_url("teams:role_delete", merchant, pk=role.pk), follow=True
+    )
 
     assert "Open invitations offer “Accountant”. Revoke them first." in page_text(response)
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("role", [role.slug for role in DEFAULT_ROLES])
 @pytest.mark.parametrize("page", ["teams:role_edit", "teams:role_delete"])
 def test_default_roles_have_no_edit_or_delete_page(merchant, owner, client_for, role, page):
     client = client_for(owner)
-    address = url(page, merchant, pk=default_role(role).pk)
-    before = team_state()
+    address = merchant_url(page, merchant, pk=default_role(role).pk)
+    before = stored_state()
 
     fetched = client.get(address)
     posted = client.post(address, role_form(name="Renamed", permissions=[VIEW_MERCHANT]))
 
     assert fetched.status_code == posted.status_code == 404
-    assert team_state() == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("role", [role.slug for role in DEFAULT_ROLES])
 def test_default_roles_cannot_be_changed_or_deleted_through_the_services(owner, role):
     default = default_role(role)
-    before = team_state()
+    before = stored_state()
 
     with pytest.raises(Refused, match="Default roles cannot be changed"):
         services.role_update(
@@ -1038,58 +1009,21 @@ def test_default_roles_cannot_be_changed_or_deleted_through_the_services(owner, 
     with pytest.raises(Refused, match="Default roles cannot be deleted"):
         services.role_delete(role=default, actor=owner)
 
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_the_custom_role_of_another_merchant_has_no_edit_page_here(
     merchant, owner, other_merchant, other_owner, client_for
 ):
-    foreign = create_role(other_merchant, other_owner, "Accountant", [VIEW_MERCHANT])
-    before = team_state()
+    foreign = RoleFactory(merchant=other_merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+    before = stored_state()
 
     response = client_for(owner).post(
-        url("teams:role_edit", merchant, pk=foreign.pk), role_form(name="Mine now")
+        merchant_url("teams:role_edit", merchant, pk=foreign.pk), role_form(name="Mine now")
     )
 
     assert response.status_code == 404
-    assert team_state() == before
-
-
-@pytest.mark.parametrize(
-    ("page", "kind"),
-    [
-        ("teams:member", "membership"),
-        ("teams:member_remove", "membership"),
-        ("teams:role_edit", "role"),
-        ("teams:role_delete", "role"),
-        ("teams:invitation_resend", "invitation"),
-        ("teams:invitation_revoke", "invitation"),
-    ],
-)
-def test_another_merchants_member_role_or_invitation_is_404_under_ones_own_merchant(
-    merchant, owner, other_merchant, other_owner, client_for, page, kind
-):
-    foreign = {
-        "membership": join(other_merchant, "view-only"),
-        "role": create_role(other_merchant, other_owner, "Accountant", [VIEW_MERCHANT]),
-        "invitation": services.invitation_create(
-            merchant=other_merchant,
-            email="newcomer@example.test",
-            role=default_role("support"),
-            actor=other_owner,
-        ),
-    }[kind]
-    client = client_for(owner)
-    address = url(page, merchant, pk=foreign.pk)
-    before = team_state()
-
-    fetched = client.get(address)
-    posted = client.post(address, {"role": default_role("owner").pk, **role_form()})
-
-    # Resend and revoke take only POST: a GET is refused before the invitation is looked up.
-    assert fetched.status_code == (405 if page.startswith("teams:invitation_") else 404)
-    assert posted.status_code == 404
-    assert team_state() == before
+    assert stored_state() == before
 
 
 # Form fields decide nothing they should not (mass assignment) --------------------------------
@@ -1125,8 +1059,8 @@ def test_inviting_with_extra_fields_creates_the_invitation_for_this_merchant_onl
 def test_inviting_with_another_merchants_role_is_refused(
     merchant, owner, other_merchant, other_owner, client_for
 ):
-    foreign = create_role(other_merchant, other_owner, "Accountant", [VIEW_MERCHANT])
-    before = team_state()
+    foreign = RoleFactory(merchant=other_merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+    before = stored_state()
 
     response = invite(client_for(owner), merchant, foreign)
     with pytest.raises(Refused) as refusal:
@@ -1137,14 +1071,14 @@ def test_inviting_with_another_merchants_role_is_refused(
     assert response.status_code == 200
     assert FOREIGN_ROLE_IN_FORM in page_text(response)
     assert refusal.value.message == FOREIGN_ROLE_IN_SERVICE
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_changing_a_role_with_extra_fields_changes_the_role_only(
     merchant, owner, other_merchant, other_owner, view_only_member, client_for
 ):
     target = view_only_member.user
-    before = team_state()
+    before = stored_state()
 
     response = change_role(
         client_for(owner),
@@ -1163,7 +1097,7 @@ def test_changing_a_role_with_extra_fields_changes_the_role_only(
     )
 
     assert "viewer@demo.test is now Support." in page_text(response)
-    after = team_state()
+    after = stored_state()
     changed = Membership.objects.get(pk=view_only_member.pk)
     assert (changed.user, changed.merchant, changed.role) == (
         target,
@@ -1177,14 +1111,14 @@ def test_changing_a_role_with_extra_fields_changes_the_role_only(
     assert [row for row in after["memberships"] if row[0] != changed.pk] == [
         row for row in before["memberships"] if row[0] != changed.pk
     ]
-    assert not fresh(target).has_perm(SUBMIT_KEYS, merchant)
+    assert not reload(target).has_perm(SUBMIT_KEYS, merchant)
 
 
 def test_changing_a_role_to_another_merchants_role_is_refused(
     merchant, owner, other_merchant, other_owner, view_only_member, client_for
 ):
-    foreign = create_role(other_merchant, other_owner, "Accountant", [VIEW_MERCHANT])
-    before = team_state()
+    foreign = RoleFactory(merchant=other_merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+    before = stored_state()
 
     response = change_role(client_for(owner), view_only_member, foreign)
     with pytest.raises(Refused) as refusal:
@@ -1193,14 +1127,14 @@ def test_changing_a_role_to_another_merchants_role_is_refused(
     assert response.status_code == 200
     assert FOREIGN_ROLE_IN_FORM in page_text(response)
     assert refusal.value.message == FOREIGN_ROLE_IN_SERVICE
-    assert team_state() == before
+    assert stored_state() == before
 
 
 def test_creating_a_role_with_extra_fields_creates_a_custom_role_of_this_merchant(
     merchant, owner, other_merchant, client_for
 ):
     response = client_for(owner).post(
-        url("teams:role_create", merchant),
+        merchant_url("teams:role_create", merchant),
         role_form(merchant=other_merchant.pk, merchant_id=other_merchant.pk, slug="owner"),
         follow=True,
     )
@@ -1214,10 +1148,10 @@ def test_creating_a_role_with_extra_fields_creates_a_custom_role_of_this_merchan
 def test_editing_a_role_with_a_merchant_field_keeps_it_in_its_merchant(
     merchant, owner, other_merchant, client_for
 ):
-    role = create_role(merchant, owner, "Accountant", [VIEW_MERCHANT])
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
 
     client_for(owner).post(
-        url("teams:role_edit", merchant, pk=role.pk),
+        merchant_url("teams:role_edit", merchant, pk=role.pk),
         role_form(name="Bookkeeper", merchant=other_merchant.pk, slug="owner"),
     )
 
@@ -1258,13 +1192,13 @@ def test_a_refusal_by_a_service_is_audited_once_whether_a_page_or_code_made_it(
 ):
     membership = Membership.objects.get(user=owner, merchant=merchant)
 
-    client_for(owner).post(url("teams:leave", merchant), follow=True)
+    client_for(owner).post(merchant_url("teams:leave", merchant), follow=True)
     with pytest.raises(Refused):
         services.membership_leave(membership=membership, actor=owner)
 
     events = AuditEvent.objects.filter(action=AuditEvent.Action.ACTION_REFUSED).order_by("pk")
     assert [(event.actor, event.merchant, event.target) for event in events] == [
-        (owner, merchant, f"POST {url('teams:leave', merchant)}"),
+        (owner, merchant, "POST teams:leave"),
         (owner, merchant, "membership_leave"),
     ]
     assert all("last Owner" in event.details["reason"] for event in events)

@@ -1,0 +1,109 @@
+"""Helpers shared by the test modules: reading pages, reloading rows, counting queries, and
+proving that nothing leaked or changed.
+
+Fixtures live in `tests/conftest.py`, test data in `tests/factories.py`; these are plain
+functions a test calls.
+"""
+
+import html
+import re
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from credentials.models import Credential
+from merchants.models import Merchant
+from teams.models import Invitation, Membership, Role
+from teams.rules import role_permission_names
+
+# How long a stretch of a secret's body proves a leak: a key's hint shows its last four.
+SECRET_FRAGMENT_LENGTH = 12
+
+
+def reload(obj):
+    """Return `obj` as the next request loads it: its row read again, nothing cached on it
+    (such as a user's answers to `has_perm`)."""
+    return type(obj)._default_manager.get(pk=obj.pk)
+
+
+def merchant_url(name: str, merchant, **kwargs) -> str:
+    """Return the address of the portal page `name` of `merchant`."""
+    return reverse(name, kwargs={"slug": merchant.slug, **kwargs})
+
+
+def page_html(response) -> str:
+    """Return the page as sent: its HTML, for attributes, links and forms."""
+    return response.content.decode()
+
+
+def page_text(response) -> str:
+    """Return the page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_html(response))).split())
+
+
+def secret_fragments(secret: str) -> list[str]:
+    """Return every SECRET_FRAGMENT_LENGTH-character stretch of a key's body (after
+    `sk_test_`): the hint shows the last four characters, so only longer stretches prove a leak."""
+    body = str(secret).split("_", 2)[2]
+    length = SECRET_FRAGMENT_LENGTH
+    return [body[start : start + length] for start in range(len(body) - length + 1)]
+
+
+def assert_no_secret(text: str, secret: str) -> None:
+    """Assert that `text` holds neither `secret` nor any long stretch of it."""
+    assert str(secret) not in text, "the secret is in the text"
+    leaked = [fragment for fragment in secret_fragments(secret) if fragment in text]
+    assert not leaked, "part of the secret is in the text"
+
+
+def queries_for(client, address: str) -> int:
+    """Return how many queries a successful GET of `address` runs.
+
+    The baseline for `django_assert_max_num_queries`, which then holds the same page with more
+    rows to it.
+    """
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(address)
+    assert response.status_code == 200
+    return len(queries)
+
+
+# Audited, and changing nothing: sign-ins and refusals.
+_AUDITED_WITHOUT_CHANGE = (
+    AuditEvent.Action.SIGNED_IN,
+    AuditEvent.Action.ACTION_REFUSED,
+    AuditEvent.Action.ACCESS_DENIED,
+)
+
+
+def stored_state() -> dict:
+    """Return every row a portal page could change, to prove a refused attempt changed nothing.
+
+    Users, merchants, keys (their secret left out), memberships, roles with their permissions,
+    invitations, and the audit trail's record of changes (sign-ins and refusals are audited
+    too, and change nothing).
+    """
+
+    def rows(model, *exclude):
+        columns = [f.attname for f in model._meta.concrete_fields if f.name not in exclude]
+        return list(model._default_manager.order_by("pk").values_list(*columns))
+
+    return {
+        "users": rows(get_user_model(), "last_login"),
+        "merchants": rows(Merchant),
+        "credentials": rows(Credential, "secret"),
+        "memberships": rows(Membership),
+        "roles": [
+            (*row, sorted(role_permission_names(role)))
+            for row, role in zip(rows(Role), Role.objects.order_by("pk"), strict=True)
+        ],
+        "invitations": rows(Invitation),
+        "audit": list(
+            AuditEvent.objects.exclude(action__in=_AUDITED_WITHOUT_CHANGE)
+            .order_by("pk")
+            .values_list("action", "target")
+        ),
+    }
