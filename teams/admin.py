@@ -155,6 +155,8 @@ class MerchantAddForm(forms.ModelForm):
         queryset=get_user_model().objects.filter(is_active=True).order_by("email"),
         help_text="The person who becomes the merchant's first Owner; they invite the rest.",
     )
+    # Merchants type their address without a scheme; assume https, not Django 5's http.
+    website = forms.URLField(required=False, assume_scheme="https")
 
     class Meta:
         model = Merchant

@@ -1,41 +1,13 @@
-"""Seed the default roles. Their permission sets are frozen here, as history."""
+"""Seed the default roles from the catalogue in teams/permissions.py, their one definition.
+
+The catalogue holds only strings (no models), so reading it here is safe at any point in the
+migration history.
+"""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-ALL = [
-    "merchants.access_merchant",
-    "merchants.edit_merchant_profile",
-    "credentials.view_key_status",
-    "credentials.submit_keys",
-    "credentials.revoke_keys",
-    "teams.view_team",
-    "teams.invite_members",
-    "teams.manage_member_roles",
-    "teams.manage_custom_roles",
-]
-DEFAULT_ROLES = [
-    ("owner", "Owner", "Everything, including making other Owners.", ALL),
-    ("administrator", "Administrator", "Everything but ownership.", ALL),
-    (
-        "developer",
-        "Developer",
-        "Sends and rolls keys and follows their verification.",
-        [
-            "merchants.access_merchant",
-            "credentials.view_key_status",
-            "credentials.submit_keys",
-            "teams.view_team",
-        ],
-    ),
-    (
-        "support",
-        "Support",
-        "Follows the state of the keys.",
-        ["merchants.access_merchant", "credentials.view_key_status"],
-    ),
-    ("view-only", "View only", "Sees the merchant's page.", ["merchants.access_merchant"]),
-]
+from teams.permissions import DEFAULT_ROLES
 
 
 def seed_default_roles(apps, schema_editor):
@@ -48,12 +20,14 @@ def seed_default_roles(apps, schema_editor):
 
     Permission = apps.get_model("auth", "Permission")
     Role = apps.get_model("teams", "Role")
-    for slug, name, description, perms in DEFAULT_ROLES:
+    for default in DEFAULT_ROLES:
         role, _ = Role.objects.update_or_create(
-            merchant=None, slug=slug, defaults={"name": name, "description": description}
+            merchant=None,
+            slug=default.slug,
+            defaults={"name": default.name, "description": default.description},
         )
         permissions = []
-        for perm in perms:
+        for perm in sorted(default.permissions):
             app_label, codename = perm.split(".")
             permissions.append(
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
