@@ -35,6 +35,7 @@ from mail.models import OutgoingEmail
 from mail.services import emails_send_due
 from tests.factories import CredentialFactory, MerchantFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply
+from tests.helpers import reload
 
 MERCHANT_MAIL = "merchant_key_no_longer_valid"
 HELPDESK_MAIL = "helpdesk_key_no_longer_valid"
@@ -89,10 +90,6 @@ def secret():
 @pytest.fixture
 def verified(verify, secret):
     return verify(secret)
-
-
-def reload(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def make_due(credential: Credential, ago: timedelta = timedelta(minutes=1)) -> None:

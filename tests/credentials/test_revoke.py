@@ -32,6 +32,7 @@ from credentials.services.verification import VerifyResult, credential_verify
 from mail.models import OutgoingEmail
 from mail.services import emails_send_due
 from tests.factories import CredentialFactory, UserFactory, fake_key
+from tests.helpers import reload
 
 HELPDESK_MAIL = "helpdesk_key_revoked"
 MERCHANT_MAIL = "merchant_key_revoked"
@@ -93,10 +94,6 @@ def viewer(db):
         Permission.objects.get(content_type__app_label="credentials", codename="view_credential")
     )
     return user
-
-
-def reload(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def revoke_url(credential, merchant=None) -> str:

@@ -22,6 +22,7 @@ from credentials.services.notifications import credential_topic
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import fake_key
+from tests.helpers import reload
 
 MERCHANT_MAIL = "merchant_verification_result"
 
@@ -58,10 +59,6 @@ def submit_verified(owner_client, merchant, fake_stripe):
         return reload(credential)
 
     return make
-
-
-def reload(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def raw_secret_column(credential: Credential):

@@ -21,6 +21,7 @@ from credentials.services.submission import VERIFY_TASK
 from credentials.tasks import verifications_requeue_stale, verify_credential
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply
+from tests.helpers import reload
 
 
 @pytest.fixture
@@ -60,10 +61,6 @@ def retries():
 def credential(merchant, owner):
     key = fake_key("sk_test_")
     return CredentialFactory(merchant=merchant, secret_value=key, submitted_by=owner)
-
-
-def reload(credential):
-    return Credential.objects.get(pk=credential.pk)
 
 
 # What goes in and out

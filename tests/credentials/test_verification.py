@@ -43,6 +43,7 @@ from mail.services import emails_send_due
 from merchants.models import Integration
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply, load_fixture, masked
+from tests.helpers import reload
 
 MERCHANT_MAIL = "merchant_verification_result"
 STRIPE_MESSAGES = [
@@ -99,10 +100,6 @@ class RefusingMailBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages):
         raise ConnectionRefusedError("mail server unreachable")
-
-
-def reload(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def queued_mails(credential: Credential) -> dict[str, OutgoingEmail]:
