@@ -220,7 +220,7 @@ def _settle(merchants, expected: int, deadline: float) -> tuple[int, int, int]:
         decided = Credential.objects.filter(
             merchant__in=merchants, verification_state__in=DECIDED_STATES
         ).count()
-        mails = OutgoingEmail.objects.filter(merchant__in=merchants)
+        mails = OutgoingEmail.objects.filter(topic__in=_credential_topics(merchants))
         helpdesk = mails.filter(kind=HELPDESK_SUBMISSION, state=OutgoingEmail.State.SENT).count()
         unsent = mails.filter(state=OutgoingEmail.State.PENDING).count()
         now = time.monotonic()
@@ -278,7 +278,7 @@ def _pipeline_run(
     empty the queue; its throughput counts from its first claim.
     """
     from credentials.models import Credential
-    from credentials.services.notifications import HELPDESK_SUBMISSION
+    from credentials.services.notifications import HELPDESK_SUBMISSION, credential_id_of_topic
     from mail.models import OutgoingEmail
 
     run = Run(label=label, latency=latency, how_sent=how_sent)
@@ -321,9 +321,12 @@ def _pipeline_run(
             first = min(started_at.values())
         run.verified_per_second = count / (last_decided - first).total_seconds()
     sent = OutgoingEmail.objects.filter(
-        merchant__in=merchants, kind=HELPDESK_SUBMISSION, state=OutgoingEmail.State.SENT
-    ).values_list("credential_id", "sent_at")
-    for credential_id, sent_at in sent:
+        topic__in=_credential_topics(merchants),
+        kind=HELPDESK_SUBMISSION,
+        state=OutgoingEmail.State.SENT,
+    ).values_list("topic", "sent_at")
+    for topic, sent_at in sent:
+        credential_id = credential_id_of_topic(topic)
         run.to_mail.add((sent_at - started_at[credential_id]).total_seconds())
     return run
 
@@ -832,3 +835,12 @@ def run() -> Section:
         received += sink_received
     load = (load_before, os.getloadavg()[0])
     return Section(title, _report(runs, baselines, sink_received=received, load=load))
+
+
+def _credential_topics(merchants) -> list[str]:
+    """Return the outbox topics of the merchants' keys (mail names its key, not a merchant)."""
+    from credentials.models import Credential
+    from credentials.services.notifications import credential_topic
+
+    keys = Credential.objects.filter(merchant__in=merchants).values_list("pk", flat=True)
+    return [credential_topic(pk) for pk in keys]
