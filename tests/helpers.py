@@ -44,6 +44,21 @@ def page_text(response) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_html(response))).split())
 
 
+def mode_card(body: str, mode: str) -> str:
+    """Return the card of one mode (test or live) on the merchant page."""
+    match = re.search(rf'<article class="[^"]*\bmode-{mode}\b[^"]*">(.*?)</article>', body, re.S)
+    assert match, f"no {mode} mode card on the page"
+    return match.group(1)
+
+
+def history_rows(body: str) -> list[str]:
+    """Return the rows of the key history table, top to bottom, as text."""
+    match = re.search(r'<section class="[^"]*\bhistory\b[^"]*">(.*?)</section>', body, re.S)
+    assert match, "no key history on the page"
+    rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]  # without the header
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split()) for row in rows]
+
+
 def secret_fragments(secret: str) -> list[str]:
     """Return every SECRET_FRAGMENT_LENGTH-character stretch of a key's body (after
     `sk_test_`): the hint shows the last four characters, so only longer stretches prove a leak."""
@@ -69,6 +84,13 @@ def queries_for(client, address: str) -> int:
         response = client.get(address)
     assert response.status_code == 200
     return len(queries)
+
+
+def raw_secret_column(credential: Credential):
+    """Return what the database holds in the secret column, bypassing the field."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM credentials_credential WHERE id = %s", [credential.pk])
+        return cursor.fetchone()[0]
 
 
 # Audited, and changing nothing: sign-ins and refusals.

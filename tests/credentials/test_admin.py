@@ -31,11 +31,6 @@ MERCHANTS = reverse("admin:merchants_merchant_changelist")
 MEMBERSHIPS = reverse("admin:teams_membership_changelist")
 
 
-@pytest.fixture
-def superuser(db):
-    return UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
-
-
 @pytest.fixture(params=["helpdesk_user", "superuser"])
 def staff_client(request, client_for):
     """A client signed in as a helpdesk agent, then as a platform admin."""

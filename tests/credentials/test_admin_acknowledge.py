@@ -33,11 +33,6 @@ def acknowledge_url(credential) -> str:
     return reverse("admin:credentials_credential_acknowledge", args=[credential.pk])
 
 
-@pytest.fixture
-def superuser(db):
-    return UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
-
-
 @pytest.fixture(params=["helpdesk_user", "superuser"])
 def agent(request):
     """A helpdesk agent, then a platform admin: both may acknowledge."""

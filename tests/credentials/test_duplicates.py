@@ -17,6 +17,7 @@ from credentials.services.notifications import HELPDESK_SUBMISSION, credential_t
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import CredentialFactory, MerchantFactory, fake_key
+from tests.helpers import page_text
 
 CREDENTIALS = reverse("admin:credentials_credential_changelist")
 FLAG_LABEL = "The same key is active at another merchant"
@@ -70,10 +71,6 @@ def ours(theirs, merchant, owner_client, secret, django_capture_on_commit_callba
 @pytest.fixture
 def helpdesk_client(helpdesk_user, client_for):
     return client_for(helpdesk_user)
-
-
-def page_text(response) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
 
 
 def changelist_row(body: str, credential: Credential) -> str:

@@ -77,11 +77,6 @@ def other_key():
 
 
 @pytest.fixture
-def secret():
-    return fake_key(PREFIX)
-
-
-@pytest.fixture
 def credential(merchant, secret):
     return CredentialFactory(merchant=merchant, secret_value=secret)
 

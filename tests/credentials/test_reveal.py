@@ -69,17 +69,6 @@ def lead(db):
 
 
 @pytest.fixture
-def superuser(db):
-    """A platform admin in no helpdesk group."""
-    return UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def secret():
-    return fake_key("sk_test_")
-
-
-@pytest.fixture
 def credential(merchant, owner, secret):
     return CredentialFactory(
         merchant=merchant,

@@ -7,14 +7,12 @@ revoked key is never sent to Stripe again.
 """
 
 import html
-import re
 from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 from django.core import mail
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,7 +30,14 @@ from credentials.services.verification import VerifyResult, credential_verify
 from mail.models import OutgoingEmail
 from mail.services import emails_send_due
 from tests.factories import CredentialFactory, UserFactory, fake_key
-from tests.helpers import reload
+from tests.helpers import (
+    history_rows,
+    merchant_url,
+    mode_card,
+    page_text,
+    raw_secret_column,
+    reload,
+)
 
 HELPDESK_MAIL = "helpdesk_key_revoked"
 MERCHANT_MAIL = "merchant_key_revoked"
@@ -49,11 +54,6 @@ def merchant(merchant):
 @pytest.fixture
 def now():
     return timezone.now()
-
-
-@pytest.fixture
-def secret():
-    return fake_key("sk_test_")
 
 
 @pytest.fixture
@@ -109,34 +109,6 @@ def admin_change_url(credential) -> str:
     return reverse("admin:credentials_credential_change", args=[credential.pk])
 
 
-def merchant_url(merchant) -> str:
-    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
-
-
-def raw_secret_column(credential: Credential):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT secret FROM credentials_credential WHERE id = %s", [credential.pk])
-        return cursor.fetchone()[0]
-
-
-def text(response) -> str:
-    """Return the page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
-
-
-def mode_card(body: str, mode: str) -> str:
-    match = re.search(rf'<article class="[^"]*\bmode-{mode}\b[^"]*">(.*?)</article>', body, re.S)
-    assert match, f"no {mode} mode card on the page"
-    return match.group(1)
-
-
-def history_rows(body: str) -> list[str]:
-    match = re.search(r'<section class="[^"]*\bhistory\b[^"]*">(.*?)</section>', body, re.S)
-    assert match, "no key history on the page"
-    rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]
-    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split()) for row in rows]
-
-
 def lifecycle_mails() -> list[OutgoingEmail]:
     return list(OutgoingEmail.objects.filter(kind__in=[HELPDESK_MAIL, MERCHANT_MAIL]))
 
@@ -184,7 +156,7 @@ def test_member_who_may_revoke_gets_a_confirmation_page_that_changes_nothing(
     response = client_for(member).get(revoke_url(key))
 
     assert response.status_code == 200
-    body = text(response)
+    body = page_text(response)
     assert f"Report {key.secret_hint} compromised?" in body
     assert "Revoke this key now" in body
     assert "roll the key in the Stripe dashboard" in body
@@ -202,7 +174,7 @@ def test_member_who_may_revoke_revokes_the_key_at_once_with_one_post(
     response = client_for(member).post(revoke_url(key), {"reason": REASON})
 
     assert response.status_code == 302
-    assert response.url == merchant_url(merchant)
+    assert response.url == merchant_url("credentials:merchant", merchant)
     assert_revoked(key, by=member, reason=REASON, before=before)
 
 
@@ -301,7 +273,7 @@ def test_merchant_page_then_shows_the_mode_has_no_active_key_and_the_key_revoked
     response = owner_client.post(revoke_url(key), {"reason": REASON}, follow=True)
 
     assert response.status_code == 200
-    assert f"The key {key.secret_hint} is revoked and erased" in text(response)
+    assert f"The key {key.secret_hint} is revoked and erased" in page_text(response)
     body = response.content.decode()
     test_card = mode_card(body, "test")
     assert "No active test key" in test_card
@@ -319,8 +291,12 @@ def test_merchant_page_then_shows_the_mode_has_no_active_key_and_the_key_revoked
 def test_merchant_page_offers_report_compromised_only_to_who_may_revoke(
     merchant, key, member_factory, client_for
 ):
-    owner_page = client_for(member_factory(merchant, "owner")).get(merchant_url(merchant))
-    developer_page = client_for(member_factory(merchant, "developer")).get(merchant_url(merchant))
+    owner_page = client_for(member_factory(merchant, "owner")).get(
+        merchant_url("credentials:merchant", merchant)
+    )
+    developer_page = client_for(member_factory(merchant, "developer")).get(
+        merchant_url("credentials:merchant", merchant)
+    )
 
     assert revoke_url(key) in owner_page.content.decode()
     assert "Report compromised" in owner_page.content.decode()
@@ -334,9 +310,13 @@ def test_key_in_use_can_be_reported_compromised_while_its_replacement_is_pending
     # A leaked key is often rolled in a hurry: the replacement may still be waiting for
     # Stripe (so it is the mode's current key) when the old one must be revoked.
     replacement = CredentialFactory(merchant=merchant, mode=Mode.TEST, submitted_by=owner)
-    owner_page = client_for(owner).get(merchant_url(merchant)).content.decode()
+    owner_page = (
+        client_for(owner).get(merchant_url("credentials:merchant", merchant)).content.decode()
+    )
     developer = member_factory(merchant, "developer")
-    developer_page = client_for(developer).get(merchant_url(merchant)).content.decode()
+    developer_page = (
+        client_for(developer).get(merchant_url("credentials:merchant", merchant)).content.decode()
+    )
 
     assert replacement.secret_hint in mode_card(owner_page, "test")
     assert revoke_url(key) in owner_page
@@ -350,7 +330,7 @@ def test_history_offers_no_report_for_keys_no_longer_active(owner_client, mercha
         merchant=merchant, submitted_by=owner, secret=None, lifecycle_state=LifecycleState.REVOKED
     )
 
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert retired.secret_hint in body
     assert revoke_url(retired) not in body
@@ -403,7 +383,7 @@ def test_reason_containing_a_key_is_refused_with_a_message_and_nothing_changes(
     response = owner_client.post(revoke_url(key), {"reason": f"It leaked: {pasted} oops"})
 
     assert response.status_code == 200
-    body = text(response)
+    body = page_text(response)
     assert "Describe what happened without pasting the key itself." in body
     assert pasted not in body
     assert pasted.split("_", 2)[2][:-4] not in body
@@ -418,8 +398,8 @@ def test_reason_containing_an_encrypted_value_is_refused_with_a_message_not_an_e
     response = owner_client.post(revoke_url(key), {"reason": f"found this in a dump: {token}"})
 
     assert response.status_code == 200
-    assert "Describe what happened without pasting the key itself." in text(response)
-    assert token not in text(response)
+    assert "Describe what happened without pasting the key itself." in page_text(response)
+    assert token not in page_text(response)
     assert_unchanged(key, secret)
 
 
@@ -427,7 +407,7 @@ def test_reason_containing_the_revoked_key_itself_is_refused(owner_client, key, 
     response = owner_client.post(revoke_url(key), {"reason": f"this one: {secret}"})
 
     assert response.status_code == 200
-    assert secret not in text(response)
+    assert secret not in page_text(response)
     assert_unchanged(key, secret)
 
 
@@ -455,10 +435,10 @@ def test_revoking_a_key_no_longer_active_shows_a_message_and_changes_nothing(
     response = owner_client.post(revoke_url(credential), {"reason": REASON})
 
     assert page.status_code == 200
-    assert "This key is no longer active" in text(page)
-    assert "Revoke this key now" not in text(page)
+    assert "This key is no longer active" in page_text(page)
+    assert "Revoke this key now" not in page_text(page)
     assert response.status_code == 200
-    assert "This key is no longer active" in text(response)
+    assert "This key is no longer active" in page_text(response)
     credential = reload(credential)
     assert credential.lifecycle_state == retired["lifecycle_state"]
     assert credential.lifecycle_changed_at == earlier
@@ -488,7 +468,7 @@ def test_helpdesk_gets_a_confirmation_page_in_the_admin_that_changes_nothing(
     response = client_for(helpdesk_user).get(admin_revoke_url(key))
 
     assert response.status_code == 200
-    body = text(response)
+    body = page_text(response)
     assert f"Report {key.secret_hint} (Demo Coffee Co) compromised?" in body
     assert 'value="Revoke this key now"' in response.content.decode()
     assert secret not in body
@@ -557,7 +537,7 @@ def test_admin_change_page_after_revocation_shows_who_revoked_it_and_why(
 
     response = client.get(admin_change_url(key))
 
-    body = text(response)
+    body = page_text(response)
     assert response.status_code == 200
     assert "Revoked" in body
     assert "helpdesk@demo.test" in body
@@ -574,8 +554,8 @@ def test_helpdesk_reason_containing_a_key_is_refused_in_the_admin(
     response = client_for(helpdesk_user).post(admin_revoke_url(key), {"reason": pasted})
 
     assert response.status_code == 200
-    assert "Describe what happened without pasting the key itself." in text(response)
-    assert pasted not in text(response)
+    assert "Describe what happened without pasting the key itself." in page_text(response)
+    assert pasted not in page_text(response)
     assert_unchanged(key, secret)
 
 
@@ -591,9 +571,9 @@ def test_admin_revoke_of_a_key_no_longer_active_shows_a_message(
     response = client.post(admin_revoke_url(credential), {"reason": REASON})
 
     assert page.status_code == 200
-    assert "This key is no longer active (revoked)" in text(page)
+    assert "This key is no longer active (revoked)" in page_text(page)
     assert response.status_code == 200
-    assert "no longer active" in text(response)
+    assert "no longer active" in page_text(response)
     assert reload(credential).revoked_by is None
     assert lifecycle_mails() == []
 

@@ -7,10 +7,8 @@ A rejected replacement leaves the current key in use, and the merchant is told s
 """
 
 import html
-import re
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -22,7 +20,7 @@ from credentials.services.notifications import credential_topic
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import fake_key
-from tests.helpers import reload
+from tests.helpers import history_rows, mode_card, raw_secret_column, reload
 
 MERCHANT_MAIL = "merchant_verification_result"
 
@@ -61,29 +59,8 @@ def submit_verified(owner_client, merchant, fake_stripe):
     return make
 
 
-def raw_secret_column(credential: Credential):
-    """Return what the database holds in the secret column, bypassing the field."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT secret FROM credentials_credential WHERE id = %s", [credential.pk])
-        return cursor.fetchone()[0]
-
-
 def merchant_mail(credential: Credential) -> OutgoingEmail:
     return OutgoingEmail.objects.get(topic=credential_topic(credential.pk), kind=MERCHANT_MAIL)
-
-
-def mode_card(body: str, mode: str) -> str:
-    match = re.search(rf'<article class="[^"]*\bmode-{mode}\b[^"]*">(.*?)</article>', body, re.S)
-    assert match, f"no {mode} mode card on the page"
-    return match.group(1)
-
-
-def history_rows(body: str) -> list[str]:
-    """Return the rows of the key history table, top to bottom, as text."""
-    match = re.search(r'<section class="[^"]*\bhistory\b[^"]*">(.*?)</section>', body, re.S)
-    assert match, "no key history on the page"
-    rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]  # without the header
-    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split()) for row in rows]
 
 
 # Roll with the new key verified

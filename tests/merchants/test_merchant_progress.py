@@ -5,23 +5,19 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
 from credentials.selectors import OnboardingStatus, merchant_onboarding_status
 from credentials.services.helpdesk import credential_acknowledge, followups_send_due
 from tests.factories import CredentialFactory
+from tests.helpers import merchant_url
 
 PENDING = VerificationState.PENDING
 VERIFYING = VerificationState.VERIFYING
 VERIFIED = VerificationState.VERIFIED
 REJECTED = VerificationState.REJECTED
 UNREACHABLE = VerificationState.UNREACHABLE
-
-
-def merchant_url(merchant) -> str:
-    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
 
 
 def shown_status(html: str) -> tuple[str, str] | None:
@@ -123,7 +119,7 @@ def test_onboarding_status_codes_and_labels_are_what_the_page_shows():
 
 
 def test_merchant_page_without_keys_says_awaiting_keys(merchant, owner_client):
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert shown_status(body) == OnboardingStatus.AWAITING_KEYS
 
@@ -146,7 +142,7 @@ def test_merchant_page_shows_the_onboarding_status_of_the_current_key(
     if acknowledged:
         credential_acknowledge(credential=credential, actor=helpdesk_user)
 
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert shown_status(body) == expected
 
@@ -162,7 +158,7 @@ def test_merchant_page_status_ignores_a_replaced_key(merchant, owner, owner_clie
     )
     CredentialFactory(merchant=merchant, submitted_by=owner, verification_state=VERIFIED)
 
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert shown_status(body) == OnboardingStatus.VERIFIED
 
@@ -176,7 +172,7 @@ def test_merchant_page_needs_both_current_keys_acknowledged_to_say_enabled(
     )
     credential_acknowledge(credential=test, actor=helpdesk_user)
 
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert shown_status(body) == OnboardingStatus.VERIFIED
 
@@ -185,7 +181,7 @@ def test_view_only_member_sees_no_onboarding_status(merchant, owner, member_fact
     CredentialFactory(merchant=merchant, submitted_by=owner, verification_state=VERIFIED)
     viewer = member_factory(merchant, "view-only")
 
-    response = client_for(viewer).get(merchant_url(merchant))
+    response = client_for(viewer).get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 200
     assert shown_status(response.content.decode()) is None
@@ -196,7 +192,7 @@ def test_member_of_another_merchant_gets_404_and_no_status(
 ):
     CredentialFactory(merchant=merchant, submitted_by=owner, verification_state=VERIFIED)
 
-    response = client_for(other_owner).get(merchant_url(merchant))
+    response = client_for(other_owner).get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 404
     assert shown_status(response.content.decode()) is None
@@ -221,7 +217,9 @@ def decided(merchant, owner):
 def test_merchant_page_says_the_helpdesk_was_told_before_any_reminder(
     merchant, owner_client, decided
 ):
-    card = mode_card(owner_client.get(merchant_url(merchant)).content.decode(), "test")
+    card = mode_card(
+        owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode(), "test"
+    )
 
     assert "reminded automatically if nobody picks it up" in card
     assert "reminded them" not in card
@@ -230,7 +228,9 @@ def test_merchant_page_says_the_helpdesk_was_told_before_any_reminder(
 def test_merchant_page_shows_that_the_helpdesk_was_reminded_once(merchant, owner_client, decided):
     followups_send_due(now=decided.followup_due_at)
 
-    card = mode_card(owner_client.get(merchant_url(merchant)).content.decode(), "test")
+    card = mode_card(
+        owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode(), "test"
+    )
 
     assert "Keyhouse reminded them 1 time," in card
     assert "No need to phone." in card
@@ -240,7 +240,9 @@ def test_merchant_page_counts_each_reminder(merchant, owner_client, decided):
     followups_send_due(now=decided.followup_due_at)
     followups_send_due(now=decided.followup_due_at + timedelta(seconds=settings.FOLLOWUP_AFTER))
 
-    card = mode_card(owner_client.get(merchant_url(merchant)).content.decode(), "test")
+    card = mode_card(
+        owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode(), "test"
+    )
 
     assert "Keyhouse reminded them 2 times," in card
 
@@ -251,7 +253,9 @@ def test_merchant_page_says_picked_up_once_the_helpdesk_acknowledged(
     followups_send_due(now=decided.followup_due_at)
     credential_acknowledge(credential=decided, actor=helpdesk_user)
 
-    card = mode_card(owner_client.get(merchant_url(merchant)).content.decode(), "test")
+    card = mode_card(
+        owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode(), "test"
+    )
 
     assert "Helpdesk: picked up on" in card
     assert "reminded them" not in card
@@ -262,6 +266,8 @@ def test_merchant_page_of_a_key_still_being_verified_promises_to_tell_the_helpde
 ):
     CredentialFactory(merchant=merchant, submitted_by=owner)
 
-    card = mode_card(owner_client.get(merchant_url(merchant)).content.decode(), "test")
+    card = mode_card(
+        owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode(), "test"
+    )
 
     assert "Helpdesk: will be told once Stripe has answered." in card

@@ -1,10 +1,6 @@
 """The dashboard, the merchant page, and signing in and out."""
 
-import re
-
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,28 +13,10 @@ from tests.factories import (
     UserFactory,
     default_role,
 )
+from tests.helpers import merchant_url, mode_card, queries_for
 
 DASHBOARD = reverse("merchants:dashboard")
 LOGIN = reverse("login")
-
-
-def merchant_url(merchant):
-    return reverse("credentials:merchant", kwargs={"slug": merchant.slug})
-
-
-def mode_card(html: str, mode: str) -> str:
-    """Return the card of one mode (test or live) on the merchant page."""
-    match = re.search(rf'<article class="[^"]*\bmode-{mode}\b[^"]*">(.*?)</article>', html, re.S)
-    assert match, f"no {mode} mode card on the page"
-    return match.group(1)
-
-
-def queries_for(client, url) -> int:
-    """Return how many queries a successful GET of `url` runs."""
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 # The dashboard
@@ -61,10 +39,10 @@ def test_dashboard_lists_only_the_users_merchants_with_their_role(
     body = response.content.decode()
     assert "Your role: Owner" in body
     assert "Your role: Support" in body
-    assert merchant_url(merchant) in body
-    assert merchant_url(shop) in body
+    assert merchant_url("credentials:merchant", merchant) in body
+    assert merchant_url("credentials:merchant", shop) in body
     assert "Demo Bakery Co" not in body
-    assert merchant_url(other_merchant) not in body
+    assert merchant_url("credentials:merchant", other_merchant) not in body
 
 
 def test_dashboard_shows_an_empty_state_to_a_user_without_membership(merchant, client_for):
@@ -129,7 +107,7 @@ def current_keys(merchant, owner, member_factory):
 def test_merchant_page_shows_each_modes_current_key_hint_submitter_and_state(
     merchant, owner_client, current_keys
 ):
-    response = owner_client.get(merchant_url(merchant))
+    response = owner_client.get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -145,7 +123,7 @@ def test_merchant_page_shows_each_modes_current_key_hint_submitter_and_state(
 
 
 def test_merchant_page_never_shows_a_secret(merchant, owner_client, current_keys):
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     for key in (current_keys["test"], current_keys["live"]):
         assert key.secret not in body
@@ -153,7 +131,7 @@ def test_merchant_page_never_shows_a_secret(merchant, owner_client, current_keys
 
 
 def test_merchant_page_says_which_mode_has_no_key_yet(merchant, owner_client):
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert "No test key yet." in mode_card(body, "test")
     assert "No live key yet." in mode_card(body, "live")
@@ -162,14 +140,14 @@ def test_merchant_page_says_which_mode_has_no_key_yet(merchant, owner_client):
 def test_merchant_page_is_404_for_a_member_of_another_merchant(
     merchant, other_owner, client_for, current_keys
 ):
-    response = client_for(other_owner).get(merchant_url(merchant))
+    response = client_for(other_owner).get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 404
     assert current_keys["test"].secret_hint not in response.content.decode()
 
 
 def test_owner_sees_the_submit_button(merchant, owner_client):
-    body = owner_client.get(merchant_url(merchant)).content.decode()
+    body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
     assert "Submit Stripe keys" in body
     assert reverse("credentials:submit", kwargs={"slug": merchant.slug}) in body
@@ -180,7 +158,7 @@ def test_support_member_sees_keys_but_no_submit_button(
 ):
     support = member_factory(merchant, "support")
 
-    response = client_for(support).get(merchant_url(merchant))
+    response = client_for(support).get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -203,7 +181,7 @@ def test_view_only_member_sees_the_merchant_page_without_keys(
 ):
     viewer = member_factory(merchant, "view-only")
 
-    response = client_for(viewer).get(merchant_url(merchant))
+    response = client_for(viewer).get(merchant_url("credentials:merchant", merchant))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -239,8 +217,8 @@ def test_view_only_member_of_another_merchant_gets_404_on_a_key_page(
 def test_merchant_page_query_count_does_not_grow_with_keys(merchant, owner, client_for):
     client = client_for(owner)
     CredentialFactory(merchant=merchant, submitted_by=owner)
-    client.get(merchant_url(merchant))  # warm up per-process caches
-    with_one = queries_for(client, merchant_url(merchant))
+    client.get(merchant_url("credentials:merchant", merchant))  # warm up per-process caches
+    with_one = queries_for(client, merchant_url("credentials:merchant", merchant))
     submitters = [owner, *(UserFactory() for _ in range(4))]
     for number in range(19):
         CredentialFactory(
@@ -249,7 +227,7 @@ def test_merchant_page_query_count_does_not_grow_with_keys(merchant, owner, clie
             submitted_by=submitters[number % len(submitters)],
         )
 
-    with_twenty = queries_for(client, merchant_url(merchant))
+    with_twenty = queries_for(client, merchant_url("credentials:merchant", merchant))
 
     assert merchant.credentials.count() == 20
     assert with_twenty == with_one
