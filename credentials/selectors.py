@@ -60,10 +60,12 @@ def credential_fingerprint_active(*, merchant, provider: str, mode: str, fingerp
 
 
 def credentials_history(*, user, merchant) -> QuerySet[Credential]:
-    """Return every key of the merchant, newest first, with who submitted and who revoked."""
+    """Return every key of the merchant, newest first, with who submitted and who revoked,
+    and the key that replaced each (its hint only: its secret is never loaded)."""
     return (
         _for_display(user=user, merchant=merchant)
         .select_related("revoked_by", "replaced_by")
+        .defer("replaced_by__secret")
         .order_by("-submitted_at", "-pk")
     )
 
