@@ -8,6 +8,7 @@ the `except` block so the original is neither chained nor kept as context for er
 import functools
 from dataclasses import dataclass
 
+import requests
 import stripe
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
@@ -74,7 +75,10 @@ def _translate(error: stripe.StripeError) -> Exception:
     if isinstance(error, stripe.RateLimitError):
         return StripeUnavailable("rate_limited")
     if isinstance(error, stripe.APIConnectionError):
-        return StripeUnavailable("connection_failed")
+        # The SDK raises it `from` the HTTP library's error: a timeout is told apart from a
+        # refused or dropped connection, so the helpdesk knows which it was.
+        timed_out = isinstance(error.__cause__, requests.exceptions.Timeout)
+        return StripeUnavailable("timed_out" if timed_out else "connection_failed")
     if isinstance(error, stripe.APIError):
         return StripeUnavailable("stripe_error")
     # Any other answer (400, 404) to a plain GET means Stripe is not behaving as documented;

@@ -3,7 +3,7 @@ and re-verification share."""
 
 from django.views.decorators.debug import sensitive_variables
 
-from credentials.models import Credential
+from credentials.models import Credential, Kind
 from credentials.stripe_client import (
     AccountFacts,
     KeyRefused,
@@ -32,20 +32,47 @@ REASONS = {
         "This restricted key may read neither the account nor its balance. Give it read "
         "access in the Stripe dashboard, or submit the secret key instead."
     ),
+    # A secret key sees everything its account allows: a 403 means the account itself is
+    # held back, not that a permission is missing.
+    "secret_key_forbidden": (
+        "Stripe refused this secret key access to the account's details and balance, which "
+        "usually means the account is restricted or under review. Check the account's status "
+        "in the Stripe dashboard; the helpdesk has been told."
+    ),
     "livemode_mismatch": (
         "This key is marked {mode} but Stripe answered for the other mode. Copy both keys "
         "again from the Stripe dashboard, with Test mode set accordingly, and submit them."
     ),
-    "retrying": "Stripe did not answer ({code}); trying again shortly.",
+    "retrying": "Stripe did not answer ({what}); trying again shortly.",
     "no_longer_valid": (
         "Stripe no longer accepts this key, which worked before: {reason} Until a new key is "
         "submitted, the integrations that use it stop working."
     ),
     "unreachable": (
-        "Stripe could not be reached after {attempts} attempts ({code}). The helpdesk has "
+        "Stripe could not be reached after {attempts} attempts ({what}). The helpdesk has "
         "been told and will verify the key; there is nothing you need to do."
     ),
 }
+
+# What each outage code means, in the merchant's words.
+OUTAGES = {
+    "rate_limited": "too many requests at once",
+    "stripe_error": "an error on Stripe's side",
+    "connection_failed": "the connection was refused or dropped",
+    "timed_out": "no answer in time",
+}
+
+
+def outage_words(code: str) -> str:
+    """Return what outage `code` means, in words (unexpected answers keep their code)."""
+    return OUTAGES.get(code, f"unexpected answer: {code}")
+
+
+def refusal_reason(code: str, *, kind: str) -> str:
+    """Return the merchant's sentence for Stripe refusing a key of `kind` with `code`."""
+    if code == "insufficient_permissions" and kind == Kind.SECRET:
+        return REASONS["secret_key_forbidden"]
+    return REASONS[code]
 
 
 @sensitive_variables("secret")

@@ -17,7 +17,7 @@ from audit.services import audit_record
 from core.queue import enqueue
 from core.redaction import contains_secret
 from credentials.models import Credential, LifecycleState, VerificationState
-from credentials.services.checking import REASONS, ask_stripe, locked_for_recording
+from credentials.services.checking import REASONS, ask_stripe, locked_for_recording, refusal_reason
 from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import (
     KeyEvent,
@@ -242,7 +242,7 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
         credential.verification_state = VerificationState.REJECTED
         credential.verification_code = refused_code
         credential.verification_reason = REASONS["no_longer_valid"].format(
-            reason=REASONS[refused_code]
+            reason=refusal_reason(refused_code, kind=credential.kind)
         )
         credential.next_reverify_at = None
         credential.save(

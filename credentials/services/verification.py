@@ -20,7 +20,13 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from core.queue import enqueue
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, Mode, VerificationState
-from credentials.services.checking import REASONS, ask_stripe, locked_for_recording
+from credentials.services.checking import (
+    REASONS,
+    ask_stripe,
+    locked_for_recording,
+    outage_words,
+    refusal_reason,
+)
 from credentials.services.lifecycle import (
     active_verified_others,
     next_reverification,
@@ -126,7 +132,7 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
             credential.verification_state = VerificationState.PENDING
             credential.verification_next_attempt_at = timezone.now() + timedelta(seconds=delay)
             credential.verification_code = code
-            credential.verification_reason = REASONS["retrying"].format(code=code)
+            credential.verification_reason = REASONS["retrying"].format(what=outage_words(code))
             credential.save(
                 update_fields=[
                     "verification_state",
@@ -161,9 +167,11 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
     decided_at = timezone.now()
     if transient:
         state = VerificationState.UNREACHABLE
-        reason = REASONS["unreachable"].format(attempts=credential.verification_attempts, code=code)
+        reason = REASONS["unreachable"].format(
+            attempts=credential.verification_attempts, what=outage_words(code)
+        )
     elif facts is None:
-        state, reason = VerificationState.REJECTED, REASONS[code]
+        state, reason = VerificationState.REJECTED, refusal_reason(code, kind=credential.kind)
     elif facts.livemode is not None and facts.livemode != (credential.mode == Mode.LIVE):
         state, code = VerificationState.REJECTED, "livemode_mismatch"
         reason = REASONS[code].format(mode=credential.get_mode_display().lower())

@@ -133,7 +133,7 @@ def is_own_sentence(reason: str) -> bool:
     """Return True if `reason` is one of REASONS, with its placeholders filled in."""
     for template in REASONS.values():
         parts = re.split(r"\{\w+\}", template)
-        if re.fullmatch(r"[\w ]+".join(map(re.escape, parts)), reason):
+        if re.fullmatch(r"[\w ,'.:]+".join(map(re.escape, parts)), reason):
             return True
     return False
 
@@ -244,6 +244,22 @@ def test_key_refused_by_stripe_is_rejected_with_our_own_reason(
     assert credential.livemode is None
 
 
+def test_a_secret_key_stripe_forbids_is_rejected_saying_the_account_is_held_back(
+    fake_stripe, submit_key
+):
+    key = fake_key("sk_live_")
+    credential = submit_key(key)
+    fake_stripe.restricted_without_account_access(key, balance_ok=False)
+
+    credential_verify(credential_id=credential.pk)
+
+    credential = reload(credential)
+    assert credential.verification_state == VerificationState.REJECTED
+    assert credential.verification_code == "insufficient_permissions"
+    assert credential.verification_reason == REASONS["secret_key_forbidden"]
+    assert "restricted key" not in credential.verification_reason
+
+
 def test_restricted_key_with_only_balance_access_is_verified_with_limited_permissions(
     fake_stripe, submit_key
 ):
@@ -308,7 +324,9 @@ def test_transient_failure_counts_the_attempt_and_asks_for_a_retry_later(
     assert credential.verification_state == VerificationState.PENDING
     assert credential.verification_attempts == 1
     assert credential.verification_code == "rate_limited"
-    assert credential.verification_reason == REASONS["retrying"].format(code="rate_limited")
+    assert credential.verification_reason == REASONS["retrying"].format(
+        what="too many requests at once"
+    )
     retry_at = timedelta(seconds=result.retry_in)
     assert before + retry_at <= credential.verification_next_attempt_at <= after + retry_at
     assert credential.checked_at is None
@@ -360,7 +378,7 @@ def test_back_off_grows_and_the_last_attempt_marks_the_key_unreachable(
     assert_decided(credential, state="unreachable", code="rate_limited", key=key, before=before)
     assert credential.verification_attempts == settings.VERIFY_MAX_ATTEMPTS
     assert credential.verification_reason == REASONS["unreachable"].format(
-        attempts=settings.VERIFY_MAX_ATTEMPTS, code="rate_limited"
+        attempts=settings.VERIFY_MAX_ATTEMPTS, what="too many requests at once"
     )
     assert len(fake_stripe.requests_for(key)) == settings.VERIFY_MAX_ATTEMPTS
     mails = queued_mails(credential)
@@ -398,7 +416,7 @@ def _refused(fake, key):
     [
         (_rate_limited, "rate_limited"),
         (_always_500, "stripe_error"),
-        (_slow, "connection_failed"),
+        (_slow, "timed_out"),
         (_refused, "connection_failed"),
     ],
     ids=["429", "500", "timeout", "connection-refused"],
