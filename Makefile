@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# The web port for every process: honcho gives each its own PORT (the worker, which sends the
+# mail, gets PORT+100), and the settings build mail links (SITE_URL) from this one.
+export WEB_PORT := $(PORT)
 
 .PHONY: help install local-state run demo test lint format bench clean
 
@@ -42,17 +45,18 @@ run: local-state
 	@# itself and lets the environment win.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile -p $(PORT)
 
-# `make run` with a fake Stripe on 127.0.0.1:12111 instead of Stripe's API: for a demo without
-# a Stripe account or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are
-# rejected.
+# `make run` with a fake Stripe on 127.0.0.1:12111 (or another free port when something, such
+# as another demo, holds that one) instead of Stripe's API: for a demo without a Stripe account
+# or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are rejected.
 demo: local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@echo
-	@echo "Keyhouse demo with a fake Stripe: open http://127.0.0.1:$(PORT)/ (helpdesk: /admin/)."
-	@echo
-	STRIPE_API_BASE=http://127.0.0.1:12111 PATH="$(CURDIR)/$(BIN):$$PATH" \
-		$(BIN)/honcho start -e /dev/null -f Procfile.demo -p $(PORT)
+	@stripe_port=$$($(BIN)/python -m tests.fake_stripe --free-port) && \
+	echo && \
+	echo "Keyhouse demo with a fake Stripe on port $$stripe_port: open http://127.0.0.1:$(PORT)/ (helpdesk: /admin/)." && \
+	echo && \
+	STRIPE_PORT=$$stripe_port STRIPE_API_BASE=http://127.0.0.1:$$stripe_port \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile.demo -p $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,4 +6,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self):
-        from audit import signals  # noqa: F401  (connects the sign-in audit receivers)
+        from audit import (
+            deletions,  # noqa: F401  (connects the account-deletion receiver)
+            signals,  # noqa: F401  (connects the sign-in audit receivers)
+        )

@@ -23,6 +23,10 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         SIGNED_IN = "signed_in", "Signed in"
         SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+        SIGN_IN_LOCKED_OUT = "sign_in_locked_out", "Sign-in locked after repeated failures"
+        SIGN_IN_UNLOCKED = "sign_in_unlocked", "Sign-in lockout lifted"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset by emailed link"
         ACCESS_DENIED = "access_denied", "Access denied"
         ACTION_REFUSED = "action_refused", "Action refused by the team rules"
         INVITATION_SENT = "invitation_sent", "Invitation sent"
@@ -42,16 +46,20 @@ class AuditEvent(models.Model):
         KEY_SUPERSEDED = "key_superseded", "Key replaced by a newer one"
         KEY_REVOKED = "key_revoked", "Key reported compromised and revoked"
         KEY_REVERIFICATION = "key_reverification", "Key re-checked"
+        KEY_VERIFY_AGAIN = "key_verify_again", "Key sent to be verified again"
         KEY_REVEALED = "key_revealed", "Secret revealed to the helpdesk"
         KEY_REVEAL_REFUSED = "key_reveal_refused", "Secret reveal refused"
         ENCRYPTION_KEY_ROTATED = "encryption_key_rotated", "Encryption key rotated"
         MERCHANT_CREATED = "merchant_created", "Merchant created"
         USER_CREATED = "user_created", "User created"
         USER_CHANGED = "user_changed", "User changed"
+        USER_DELETED = "user_deleted", "User deleted"
 
+    # PROTECT: an account that acted cannot be deleted (deactivate it), so every event keeps
+    # who did it; its address is kept in actor_email as well.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="audit_events",
@@ -90,3 +98,35 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only: they are never deleted.")
+
+
+class RefusalWindow(models.Model):
+    """Refusals of one person on one merchant's route, counted for one window of time.
+
+    Someone probing another tenant must not flood its trail: the first refusal of a window is
+    an audit event, the next ones only count here, and when the window is over one more event
+    says how many there were (`audit.refusals`). The trail itself stays append-only; this
+    counter is working state, not a record, and goes once it is summed up.
+    """
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=64)  # an AuditEvent.Action
+    target = models.CharField(max_length=255)
+    opened_at = models.DateTimeField(db_index=True)
+    last_at = models.DateTimeField()
+    more = models.PositiveIntegerField(
+        default=0, help_text="Refusals after the one recorded when the window opened."
+    )
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["actor", "merchant", "action", "target"], name="refusal_window_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.target}: {self.more} more since {self.opened_at:%H:%M}"

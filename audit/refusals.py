@@ -9,14 +9,26 @@ path called it: a page, the admin, a command or a task.
 Permissions are Django permission strings (`app_label.codename`), asked through Django's own
 `has_perm`: with a merchant they are answered by the member's role there
 (`teams.backends.MerchantRoleBackend`), without one by the user's groups (the helpdesk).
+
+Refusals of a person on a merchant are written once per window (AUDIT_REFUSAL_WINDOW, ten
+minutes) for each route or service: someone probing another tenant's pages must not flood its
+trail. The first refusal is an event as before; the next ones in the window are counted in a
+`RefusalWindow`, and once the window is over one more event says how many there were ("49
+more refused attempts"). That event is written by the next refusal after the window or by the
+periodic sweep (`refusal_windows_close`), whichever comes first. The trail stays append-only:
+no event is ever changed to raise a count.
 """
 
 import functools
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
 
-from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.models import AuditEvent, RefusalWindow
+from audit.services import audit_record, client_ip
 from core.redaction import redact
 
 NOT_ALLOWED = "Your role in this merchant does not allow this."
@@ -102,12 +114,10 @@ def refusals_audited(service):
             if not refusal.audited:
                 refusal.audited = True
                 request = kwargs.get("request")
-                audit_record(
-                    action=refusal.action,
+                _audit_refusal(
+                    refusal,
                     actor=kwargs.get("actor", kwargs.get("user")),
-                    merchant=refusal.merchant,
                     target=_target(request, service),
-                    details=_details(refusal),
                     request=request,
                 )
             raise
@@ -129,3 +139,97 @@ def _details(refusal: Refused) -> dict:
     if refusal.permission:
         details["permission"] = refusal.permission
     return details
+
+
+@refusals_audited
+def authorize_view(*, actor, permission: str, merchant=None, about=None, request=None) -> str:
+    """`authorize()` for a page that only shows something (a GET), with the refusal audited as
+    a service's would be; return what `authorize()` returns."""
+    return authorize(actor, permission, merchant, about=about)
+
+
+def refusal_window() -> timedelta:
+    """Return how long refusals of one person on one merchant's route count as one burst."""
+    return timedelta(seconds=settings.AUDIT_REFUSAL_WINDOW)
+
+
+def _audit_refusal(refusal: Refused, *, actor, target: str, request) -> None:
+    """Write `refusal` to the audit trail, or count it in the open window of its kind."""
+    person = actor is not None and getattr(actor, "is_authenticated", False)
+    if not person or refusal.merchant is None:
+        _record(refusal, actor=actor, target=target, request=request)
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        window, opened = RefusalWindow.objects.select_for_update().get_or_create(
+            actor=actor,
+            merchant=refusal.merchant,
+            action=refusal.action,
+            target=target,
+            defaults={"opened_at": now, "last_at": now},
+        )
+        if not opened and now < window.opened_at + refusal_window():
+            window.more += 1
+            window.last_at = now
+            window.last_ip = client_ip(request)
+            window.last_reason = redact(refusal.message)[:255]
+            window.save(update_fields=["more", "last_at", "last_ip", "last_reason"])
+            return
+        if not opened:
+            _summarise(window)
+            window.opened_at = window.last_at = now
+            window.more = 0
+            window.save(update_fields=["opened_at", "last_at", "more"])
+        _record(refusal, actor=actor, target=target, request=request)
+
+
+def refusal_windows_close(*, now=None) -> int:
+    """Sum up every refusal window that is over: one event each for the refusals it counted
+    after its first, then the window goes. Return how many summaries were written."""
+    closed_before = (now or timezone.now()) - refusal_window()
+    written = 0
+    with transaction.atomic():
+        windows = (
+            RefusalWindow.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(opened_at__lte=closed_before)
+            .select_related("actor", "merchant")
+            .order_by("pk")
+        )
+        for window in windows:
+            written += _summarise(window)
+            window.delete()
+    return written
+
+
+def _record(refusal: Refused, *, actor, target: str, request) -> None:
+    audit_record(
+        action=refusal.action,
+        actor=actor,
+        merchant=refusal.merchant,
+        target=target,
+        details=_details(refusal),
+        request=request,
+    )
+
+
+def _summarise(window: RefusalWindow) -> int:
+    """Write the event saying how many refusals `window` counted after its first; return 1 if
+    there were any, else 0."""
+    if not window.more:
+        return 0
+    attempts = "attempt" if window.more == 1 else "attempts"
+    audit_record(
+        action=window.action,
+        actor=window.actor,
+        merchant=window.merchant,
+        target=window.target,
+        details={
+            "reason": f"{window.more} more refused {attempts} (not recorded one by one)",
+            "more_attempts": window.more,
+            "since": window.opened_at.isoformat(timespec="seconds"),
+            "until": window.last_at.isoformat(timespec="seconds"),
+            "last_reason": window.last_reason,
+            "last_ip": window.last_ip or "",
+        },
+    )
+    return 1

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.health import healthz
+from teams.sign_in_forms import PortalSignInForm
 
 admin.site.site_header = "Keyhouse helpdesk"
 admin.site.site_title = "Keyhouse helpdesk"
@@ -13,10 +14,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        # The code field (`otp_token`) is asked of accounts with an authenticator app.
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=PortalSignInForm
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("config.auth_urls")),
+    path("account/", include("teams.account_urls")),
     path("", include("credentials.urls")),
     path("", include("teams.urls")),
     path("", include("merchants.urls")),

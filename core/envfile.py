@@ -31,7 +31,8 @@ def generated_env() -> str:
             f"FIELD_ENCRYPTION_KEY={Fernet.generate_key().decode()}",
             f"CREDENTIAL_FINGERPRINT_KEY={secrets.token_urlsafe(32)}",
             f"DEMO_PASSWORD={secrets.token_urlsafe(9)}",
-            "DJANGO_DEBUG=true",
+            "# true shows Django's debug page on errors: turn it on only while you need it.",
+            "DJANGO_DEBUG=false",
             "",
         ]
     )

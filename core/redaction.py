@@ -4,21 +4,51 @@ carry a key.
 Every free-text field that reaches a mail, the audit trail or a log is checked with
 `contains_secret()`; `redact()` replaces what matches when the text must be kept anyway (a
 refused action is still audited).
+
+Text is normalised before it is matched, so that a key cannot slip past dressed up: full-width
+or other compatibility characters (NFKC), zero-width and other invisible format or control
+characters, spaces typed after the prefix (`sk_test_ 4eC3…`) and upper case (`SK_LIVE_…`).
 """
 
 import re
+import unicodedata
 
-# A secret or restricted Stripe key, or a Fernet token copied from the database.
-SECRET_IN_TEXT = re.compile(r"[sr]k_(?:test|live)_[A-Za-z0-9]{8,}|gAAAAA[A-Za-z0-9_\-]{20,}")
+# A secret or restricted Stripe key (any case; spaces allowed after each underscore of the
+# prefix), or a Fernet token copied from the database (its fixed version bytes, so exact case).
+SECRET_IN_TEXT = re.compile(
+    r"(?i:[sr]k_\s*(?:test|live)_\s*[a-z0-9]{8,})|gAAAAA[A-Za-z0-9_\-]{20,}"
+)
 
 WITHHELD = "[key withheld]"
+
+# Unicode categories of characters that show nothing: format (zero-width space, joiners, soft
+# hyphen, byte order mark) and control characters.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc"})
+
+
+def normalise(text: str) -> str:
+    """Return `text` as it is matched: NFKC-normalised, invisible characters removed (ordinary
+    whitespace is kept, so words stay apart)."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(
+        char
+        for char in text
+        if char.isspace() or unicodedata.category(char) not in INVISIBLE_CATEGORIES
+    )
 
 
 def contains_secret(text: str) -> bool:
     """Return True if `text` holds something shaped like a secret key."""
-    return bool(SECRET_IN_TEXT.search(text))
+    return bool(SECRET_IN_TEXT.search(normalise(text)))
 
 
 def redact(text: str) -> str:
-    """Return `text` with every secret-shaped run replaced by a marker."""
-    return SECRET_IN_TEXT.sub(WITHHELD, text)
+    """Return `text` with every secret-shaped run replaced by a marker.
+
+    Text without a secret comes back unchanged; text with one comes back normalised (see
+    `normalise`), since that is the form in which the key was found.
+    """
+    normal = normalise(text)
+    if not SECRET_IN_TEXT.search(normal):
+        return text
+    return SECRET_IN_TEXT.sub(WITHHELD, normal)

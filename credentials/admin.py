@@ -1,70 +1,36 @@
 """The helpdesk's queue of submitted keys. The secret is never a field here, only the hint."""
 
+import contextlib
+
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import F
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from audit.refusals import holds
-from core.admin import ReadOnlyModelAdmin
+from audit.refusals import Refused, authorize_view, holds
+from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
+from credentials.admin_queue import (
+    FOLLOWUP_NULLS_LAST,
+    AcknowledgementFilter,
+    CredentialChangeList,
+    FlaggedFilter,
+)
 from credentials.models import Credential, EncryptionCanary
 from credentials.services.helpdesk import credential_acknowledge
-from credentials.services.lifecycle import credential_revoke
+from credentials.services.lifecycle import (
+    VERIFY_AGAIN_STATES,
+    credential_revoke,
+    credential_verify_again,
+)
 from credentials.services.reveal import credential_reveal
 from teams.permissions import HELPDESK_REVEAL_SECRETS
 
 
-class AcknowledgementFilter(admin.SimpleListFilter):
-    title = "helpdesk"
-    parameter_name = "acknowledged"
-
-    def lookups(self, request, model_admin):
-        return (("no", "Waiting for the helpdesk"), ("yes", "Acknowledged"))
-
-    def queryset(self, request, queryset):
-        if self.value() == "no":
-            return queryset.filter(acknowledged_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(acknowledged_at__isnull=False)
-        return queryset
-
-
-class FlaggedFilter(admin.SimpleListFilter):
-    title = "flags"
-    parameter_name = "flagged"
-
-    def lookups(self, request, model_admin):
-        return (("yes", "Flagged for a look"),)
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.exclude(helpdesk_flags=[])
-        return queryset
-
-
-# Submissions without a follow-up (acknowledged, or not yet verified) go last whichever way the
-# "Next follow-up" column is sorted: PostgreSQL puts NULLs last going up, SQLite first.
-FOLLOWUP_NULLS_LAST = {
-    "followup_due_at": F("followup_due_at").asc(nulls_last=True),
-    "-followup_due_at": F("followup_due_at").desc(nulls_last=True),
-}
-
-
-class CredentialChangeList(ChangeList):
-    def get_ordering(self, request, queryset):
-        return [
-            FOLLOWUP_NULLS_LAST.get(field, field) if isinstance(field, str) else field
-            for field in super().get_ordering(request, queryset)
-        ]
-
-
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
     change_form_template = "admin/credentials/credential/change_form.html"
     list_display = (
         "merchant",
@@ -212,14 +178,20 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         acknowledge = self.admin_site.admin_view(require_POST(self.acknowledge_view))
+        verify_again = self.admin_site.admin_view(require_POST(self.verify_again_view))
         revoke = self.admin_site.admin_view(self.revoke_view)
         # admin_view() makes these pages never cached (no-store, private).
-        reveal = self.admin_site.admin_view(self.reveal_view)
+        reveal = self._not_found_for_members(self.admin_site.admin_view(self.reveal_view))
         return [
             path(
                 "<path:object_id>/acknowledge/",
                 acknowledge,
                 name="credentials_credential_acknowledge",
+            ),
+            path(
+                "<path:object_id>/verify-again/",
+                verify_again,
+                name="credentials_credential_verify_again",
             ),
             path("<path:object_id>/revoke/", revoke, name="credentials_credential_revoke"),
             path("<path:object_id>/reveal/", reveal, name="credentials_credential_reveal"),
@@ -271,9 +243,11 @@ class CredentialAdmin(admin.ModelAdmin):
         )
 
     def reveal_view(self, request, object_id):
-        """Show the secret once to a helpdesk lead, after a POST with a reason; never cached.
+        """Show the secret once to a helpdesk lead, after a POST with a reason and a fresh code
+        from the lead's authenticator app (`otp_token`); never cached.
 
-        Everybody else, staff included, is refused, and the refusal is audited.
+        Everybody else, staff included, is refused (403), and the refusal is audited; so is a
+        lead's missing or wrong code, which the form shows.
         """
         credential = self._credential_or_404(request, object_id, change=False)
         context = {
@@ -282,6 +256,7 @@ class CredentialAdmin(admin.ModelAdmin):
             "original": credential,
             "title": f"Reveal {credential.secret_hint}",
             "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
+            "verify_again_states": VERIFY_AGAIN_STATES,
         }
         if request.method == "POST":
             try:
@@ -289,10 +264,16 @@ class CredentialAdmin(admin.ModelAdmin):
                     credential=credential,
                     actor=request.user,
                     reason=request.POST.get("reason", ""),
+                    otp_token=request.POST.get("otp_token", ""),
                     request=request,
                 )
             except ValidationError as refusal:
                 context["error"] = refusal.messages[0]
+            except Refused as refusal:
+                if not context["can_reveal"]:
+                    raise
+                context["error"] = refusal.message
+                context["reason"] = request.POST.get("reason", "")
             else:
                 response = TemplateResponse(
                     request,
@@ -303,8 +284,35 @@ class CredentialAdmin(admin.ModelAdmin):
                 response["Pragma"] = "no-cache"
                 return response
         elif not context["can_reveal"]:
-            raise PermissionDenied
+            # A refused visit is audited like a refused POST (and answered 403).
+            authorize_view(
+                actor=request.user,
+                permission=HELPDESK_REVEAL_SECRETS,
+                about=credential.merchant,
+                request=request,
+            )
         return TemplateResponse(request, "admin/credentials/credential/reveal.html", context)
+
+    def _not_found_for_members(self, view):
+        """Return `view` answering a signed-in member (not staff) 404, whatever the method,
+        instead of the admin's sign-in page; the attempt on an existing key is audited in its
+        merchant's trail."""
+
+        def staff_only(request, object_id):
+            if request.user.is_authenticated and not request.user.is_staff:
+                credential = self.get_object(request, object_id)
+                if credential is not None:
+                    with contextlib.suppress(Refused):  # audited; the answer stays 404
+                        authorize_view(
+                            actor=request.user,
+                            permission=HELPDESK_REVEAL_SECRETS,
+                            about=credential.merchant,
+                            request=request,
+                        )
+                raise Http404("No such page.")
+            return view(request, object_id)
+
+        return staff_only
 
     def acknowledge_view(self, request, object_id):
         """The "Acknowledge" button on the change page: a POST, then back to the page."""
@@ -317,10 +325,30 @@ class CredentialAdmin(admin.ModelAdmin):
             reverse("admin:credentials_credential_change", args=[credential.pk])
         )
 
+    def verify_again_view(self, request, object_id):
+        """The "Verify again" button on a key Stripe rejected or could not be reached for: a
+        POST, then back to the page, which shows it being verified."""
+        credential = self._credential_or_404(request, object_id, change=True)
+        try:
+            credential_verify_again(credential=credential, actor=request.user, request=request)
+        except ValidationError as refusal:
+            self.message_user(request, refusal.messages[0], messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{credential.secret_hint} is being verified again; its outcome will show here "
+                "and is mailed if it changed.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:credentials_credential_change", args=[credential.pk])
+        )
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
             "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
+            "verify_again_states": VERIFY_AGAIN_STATES,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -4,6 +4,7 @@ from django import forms
 from django.forms.boundfield import BoundField
 
 from core.redaction import contains_secret
+from core.validators import refuse_control_characters
 from credentials.stripe_keys import (
     MAX_KEY_LENGTH,
     StripeKey,
@@ -74,7 +75,7 @@ class NoteField(forms.CharField):
     # A validator rather than a clean_note(): validators all run, so a note that is too long
     # and holds a key is refused for both and not redisplayed. clean_note() would be skipped
     # after the length error, and the key would come back in the page.
-    default_validators = [reject_key_in_text]
+    default_validators = [refuse_control_characters, reject_key_in_text]
     redact_error_codes = frozenset({"key_in_note"})
 
     def widget_attrs(self, widget):

@@ -2,10 +2,11 @@
 
 from django import forms
 
+from core.validators import SecretFreeTextMixin
 from merchants.models import Integration, Merchant
 
 
-class MerchantProfileForm(forms.ModelForm):
+class MerchantProfileForm(SecretFreeTextMixin, forms.ModelForm):
     website = forms.URLField(
         required=False,
         assume_scheme="https",

@@ -41,6 +41,10 @@ class Merchant(models.Model):
     requested_integrations = models.JSONField(
         default=list, blank=True, help_text="Integration values, see merchants.models.Integration."
     )
+    require_two_factor = models.BooleanField(
+        default=False,
+        help_text="Every member signs in with a TOTP code; set by an Owner.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -7,6 +7,7 @@ from django.utils.text import slugify
 from audit.models import AuditEvent
 from audit.refusals import Refused, authorize, refusals_audited
 from audit.services import audit_record
+from core.validators import refuse_secret_text
 from merchants.models import Merchant
 from merchants.permissions import (
     EDIT_MERCHANT_PROFILE,
@@ -64,6 +65,7 @@ def merchant_create(
     """Create a merchant (the helpdesk, or the system for demo data). Its first Owner is
     added by `teams.services.merchant_create_with_owner`."""
     authorize(actor, HELPDESK_ADD_MERCHANTS)
+    refuse_secret_text(name, slug, contact_email, contact_phone, website, country)
     merchant = Merchant(
         name=name,
         slug=slug or slugify(name),
@@ -92,6 +94,7 @@ def merchant_update_profile(*, merchant: Merchant, actor, request=None, **change
     """Change the merchant's contact details and requested integrations; the helpdesk may
     also rename it. Nothing is saved when a value is invalid (ValidationError)."""
     by = authorize(actor, EDIT_MERCHANT_PROFILE, merchant, staff_permission=HELPDESK_EDIT_MERCHANTS)
+    refuse_secret_text(*map(str, changes.values()))
     editable = PROFILE_FIELDS + (STAFF_FIELDS if by == "staff" else ())
     unknown = set(changes) - set(editable)
     if unknown:

@@ -16,7 +16,7 @@ from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db import models
 from django.db.models import Count, Q
 
-from core.admin import ReadOnlyModelAdmin
+from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
 from merchants.models import Merchant
 from merchants.services import PROFILE_FIELDS, STAFF_FIELDS, merchant_update_profile
 from teams.models import Invitation, Membership, Role, User
@@ -37,7 +37,7 @@ class EmailUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(GuardedAdminMixin, DjangoUserAdmin):
     """Accounts. Saved through `user_save_by_staff`: audited, and only a superuser changes
     privileges. Never deleted here: deactivate an account instead, which keeps who did what
     in the audit trail."""
@@ -164,7 +164,7 @@ class MerchantAddForm(forms.ModelForm):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(GuardedAdminMixin, admin.ModelAdmin):
     """Merchants. Created with their first Owner and edited through the merchant services
     (audited, with the staff member as the actor); never deleted (their keys' history stays)."""
 

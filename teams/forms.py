@@ -5,6 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 
 from audit.models import AuditEvent
+from core.validators import SecretFreeTextMixin
 from teams.models import Role
 from teams.permissions import CATALOGUE
 from teams.rules import refusal_to_grant
@@ -31,7 +32,7 @@ class _RoleFormMixin:
         ]
 
 
-class InvitationForm(_RoleFormMixin, forms.Form):
+class InvitationForm(SecretFreeTextMixin, _RoleFormMixin, forms.Form):
     email = forms.EmailField(
         label="Email address",
         error_messages={
@@ -54,7 +55,7 @@ class MemberRoleForm(_RoleFormMixin, forms.Form):
     )
 
 
-class RoleForm(forms.Form):
+class RoleForm(SecretFreeTextMixin, forms.Form):
     name = forms.CharField(
         max_length=64,
         error_messages={
@@ -81,10 +82,18 @@ class RoleForm(forms.Form):
         return {entry.perm: entry.description for entry in CATALOGUE}
 
 
-class AcceptInvitationForm(forms.Form):
-    """A new account for the invited address: a name and a password, checked by Django's
-    password validators."""
+class AcceptInvitationForm(SecretFreeTextMixin, forms.Form):
+    """A new account for the invited address: the code mailed there, a name and a password,
+    checked by Django's password validators."""
 
+    code = forms.CharField(
+        label="Code from the mail",
+        max_length=12,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "size": 8}
+        ),
+        error_messages={"required": "Enter the 6-digit code mailed to the invited address."},
+    )
     full_name = forms.CharField(label="Your name", max_length=150, required=False)
     password1 = forms.CharField(
         label="Password",

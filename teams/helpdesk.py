@@ -4,9 +4,11 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from teams.permissions import (
+    HELPDESK_LIFT_LOCKOUTS,
     HELPDESK_REVEAL_SECRETS,
     HELPDESK_VIEW_AUDIT,
     HELPDESK_VIEW_KEYS,
+    HELPDESK_VIEW_LOCKOUTS,
     HELPDESK_VIEW_MAIL,
     HELPDESK_VIEW_MERCHANTS,
     HELPDESK_VIEW_TEAMS,
@@ -27,6 +29,9 @@ HELPDESK_PERMISSIONS = (
     *HELPDESK_VIEW_TEAMS,
     HELPDESK_VIEW_USERS,
     HELPDESK_VIEW_AUDIT,
+    # A merchant locked out of signing in calls the helpdesk, which may lift the lockout.
+    HELPDESK_VIEW_LOCKOUTS,
+    HELPDESK_LIFT_LOCKOUTS,
 )
 
 # A lead may also reveal a stored secret (each reveal is audited).

@@ -281,3 +281,41 @@ class Invitation(models.Model):
 
     def get_state_display(self) -> str:
         return self.State(self.state).label
+
+
+class InvitationMail(models.Model):
+    """One invitation mail (a first invitation or a resend), kept to count against the rate
+    limits per merchant and per address."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="mails")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"Invitation mail to {self.invitation.email} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class InvitationCode(models.Model):
+    """A short one-time code mailed to an invitation's address before a new account is made.
+
+    Entering it proves that whoever creates the account reads the invited mailbox: a forwarded
+    link alone does not create one. Only a keyed hash of the code is stored; a code expires,
+    allows a few attempts, and only the newest one of an invitation counts.
+    """
+
+    MAX_ATTEMPTS = 5
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"Code for {self.invitation.email} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -40,6 +40,10 @@ HELPDESK_VIEW_TEAMS = ("teams.view_membership", "teams.view_role", "teams.view_i
 HELPDESK_VIEW_USERS = "teams.view_user"
 HELPDESK_ADD_USERS = "teams.add_user"
 HELPDESK_MANAGE_USERS = "teams.change_user"
+# Sign-in lockouts (django-axes' admin): see who is locked out, and lift a lockout by deleting
+# its access attempt (audited by audit.signals).
+HELPDESK_VIEW_LOCKOUTS = "axes.view_accessattempt"
+HELPDESK_LIFT_LOCKOUTS = "axes.delete_accessattempt"
 
 # Declared by the merchant app, which sits below teams; part of this catalogue all the same.
 __all__ = [

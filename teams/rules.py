@@ -13,6 +13,7 @@ from teams.permissions import (
     ALL_MERCHANT_PERMISSIONS,
     CATALOGUE,
     CATALOGUE_BY_PERM,
+    INVITE_MEMBERS,
     OWNER,
     VIEW_MERCHANT,
 )
@@ -75,6 +76,24 @@ def refusal_to_grant(actor, merchant, role) -> str | None:
     return None
 
 
+INVITER_CANNOT_GRANT = (
+    "The person who invited you can no longer give this role; ask the team for a new invitation."
+)
+
+
+def refusal_to_invite(inviter, merchant, role) -> str | None:
+    """Why `inviter` may not (or may no longer) invite someone to `merchant` as `role`, or None.
+
+    Asked again when an invitation is accepted and when the inviter's place in the team
+    changes: an invitation is only as good as its inviter's right to give that role now.
+    """
+    if inviter is None or not inviter.has_perm(INVITE_MEMBERS, merchant):
+        return INVITER_CANNOT_GRANT
+    if refusal_to_grant(inviter, merchant, role):
+        return INVITER_CANNOT_GRANT
+    return None
+
+
 def refusal_to_manage_member(actor, membership) -> str | None:
     """Why `actor` may not change or remove `membership`, or None."""
     merchant = membership.merchant
@@ -107,12 +126,18 @@ def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
     if missing:
         return f"You cannot give a role permissions you do not hold ({_labels(missing)})."
     if role is not None:
-        if Membership.objects.filter(user=actor, merchant=merchant, role=role).exists():
-            return "You hold this role, so you cannot change it; ask another manager."
-        missing_now = role_permission_names(role) - held_permissions(actor, merchant)
-        if missing_now:
-            return (
-                f"This role includes permissions you do not hold ({_labels(missing_now)}), so "
-                "you cannot change it."
-            )
+        return refusal_to_change_role(actor, merchant, role)
+    return None
+
+
+def refusal_to_change_role(actor, merchant, role) -> str | None:
+    """Why `actor` may not edit or delete the custom role `role` of `merchant`, or None."""
+    if Membership.objects.filter(user=actor, merchant=merchant, role=role).exists():
+        return "You hold this role, so you cannot change it; ask another manager."
+    missing = role_permission_names(role) - held_permissions(actor, merchant)
+    if missing:
+        return (
+            f"This role includes permissions you do not hold ({_labels(missing)}), so "
+            "you cannot change it."
+        )
     return None

@@ -9,8 +9,9 @@ import hashlib
 from django.contrib.auth.models import Permission
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from teams.models import Invitation, Membership, Role
+from teams.models import Invitation, InvitationCode, Membership, Role
 
 
 def membership_list(*, merchant) -> QuerySet[Membership]:
@@ -81,6 +82,34 @@ def invitation_get_by_token(*, token: str) -> Invitation | None:
         .filter(token_hash=token_hash(token))
         .first()
     )
+
+
+def invitation_get_opened(*, pk, token_hash: str) -> Invitation | None:
+    """Return invitation `pk` (any state) if `token_hash` is still its link's, or None.
+
+    The invitation page finds the invitation this way from the session, where the link's
+    token was exchanged: a link replaced by a resend stops working there too.
+    """
+    return (
+        Invitation.objects.select_related("merchant", "role", "invited_by")
+        .filter(pk=pk, token_hash=token_hash)
+        .first()
+    )
+
+
+def invitation_code_current(*, invitation) -> InvitationCode | None:
+    """Return the invitation's newest code if it can still be entered, or None."""
+    code = (
+        InvitationCode.objects.filter(invitation=invitation).order_by("-created_at", "-pk").first()
+    )
+    if (
+        code is None
+        or code.used_at
+        or code.attempts >= InvitationCode.MAX_ATTEMPTS
+        or code.expires_at <= timezone.now()
+    ):
+        return None
+    return code
 
 
 def role_list(*, merchant) -> QuerySet[Role]:

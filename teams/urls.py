@@ -1,6 +1,7 @@
 from django.urls import path
 
 from teams import views
+from teams.views import invitations as invitation_views
 
 app_name = "teams"
 
@@ -31,5 +32,16 @@ urlpatterns = [
         "m/<slug:slug>/roles/<int:pk>/delete/", views.RoleDeleteView.as_view(), name="role_delete"
     ),
     path("m/<slug:slug>/audit/", views.AuditTrailView.as_view(), name="audit"),
-    path("invitations/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation"),
+    # The invitation page holds no token; the link's address only exchanges it (in that order:
+    # "accept" is not a token).
+    path(
+        "invitations/accept/",
+        invitation_views.InvitationAcceptView.as_view(),
+        name="invitation_accept",
+    ),
+    path(
+        "invitations/<str:token>/",
+        invitation_views.InvitationLinkView.as_view(),
+        name="invitation",
+    ),
 ]

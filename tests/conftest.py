@@ -13,6 +13,7 @@ from tests.factories import (
     default_role,
     fake_key,
 )
+from tests.helpers import verify_session
 
 PASSWORD = "correct horse battery"
 
@@ -112,11 +113,18 @@ def other_owner(other_merchant, member_factory):
 
 @pytest.fixture
 def client_for():
-    """Return a function giving a test client signed in as the given user."""
+    """Return a function giving a test client signed in as the given user.
+
+    Staff are signed in as the admin lets them in: with a session verified by a TOTP device
+    (given one if they have none). Everybody else is signed in with a password only.
+    """
 
     def make(user):
         client = Client()
-        client.force_login(user)
+        if user.is_staff:
+            verify_session(client, user)
+        else:
+            client.force_login(user)
         return client
 
     return make

@@ -3,13 +3,16 @@
 The responses are built from the examples in ../shared/fixtures/stripe/ (or the copy next to
 this file), varied per key: tests register what a given secret key should get, and the real
 stripe SDK talks to the server over HTTP. Run it for a demo with
-`python -m tests.fake_stripe --port 12111` and STRIPE_API_BASE=http://127.0.0.1:12111.
+`python -m tests.fake_stripe --port 12111` and STRIPE_API_BASE=http://127.0.0.1:12111;
+`make demo` takes another free port when 12111 is held (`--free-port`).
 """
 
 import argparse
 import copy
 import hashlib
 import json
+import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -229,14 +232,54 @@ class FakeStripe:
         return Handler
 
 
-def main() -> None:
+DEMO_PORT = 12111
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Return True if nothing listens on `port` (a bind would succeed)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_port(preferred: int = DEMO_PORT) -> int:
+    """Return `preferred` if it is free, else a free port the system chooses (port 0)."""
+    if port_free(preferred):
+        return preferred
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve a fake Stripe API for demos.")
-    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--port", type=int, default=DEMO_PORT, help="0: any free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each reply")
-    args = parser.parse_args()
-    server = FakeStripe(port=args.port, latency=args.latency)
+    parser.add_argument(
+        "--free-port",
+        action="store_true",
+        help=f"print {DEMO_PORT}, or a free port if another program holds it, and exit",
+    )
+    args = parser.parse_args(argv)
+    if args.free_port:
+        print(demo_port())
+        return 0
+    try:
+        server = FakeStripe(port=args.port, latency=args.latency)
+    except OSError as exc:
+        print(
+            f"Fake Stripe cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): another "
+            f"program (another `make demo`?) holds it. Stop it, or start on another port.",
+            file=sys.stderr,
+        )
+        return 1
     print(
-        f"Fake Stripe on {server.url}: any sk_/rk_ key is valid; keys ending in 'bad0' are rejected"
+        f"Fake Stripe on {server.url}: any sk_/rk_ key is valid; keys ending in 'bad0' are "
+        "rejected",
+        flush=True,
     )
     server.start()
     try:
@@ -244,7 +287,8 @@ def main() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         server.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,11 +7,15 @@ functions a test calls.
 
 import html
 import re
+import time
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP, hotp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
 from credentials.models import Credential
@@ -129,3 +133,50 @@ def stored_state() -> dict:
             .values_list("action", "target")
         ),
     }
+
+
+# Two-factor sign-in: a device, its codes, and a session verified by it.
+
+
+def totp_device(user) -> TOTPDevice:
+    """Return the user's confirmed TOTP device, giving them one if they have none."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="Test app", confirmed=True)
+
+
+def _time_step(device: TOTPDevice) -> int:
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return totp.t()
+
+
+def totp_code(device: TOTPDevice) -> str:
+    """Return a code the device accepts now and has not accepted before.
+
+    The current time step's code, or the next step's when the current one was used: the
+    device accepts one step either side, so two codes in a row work without waiting.
+    """
+    device.refresh_from_db()
+    step = max(_time_step(device), device.last_t + 1)
+    return str(hotp(device.bin_key, step, device.digits)).zfill(device.digits)
+
+
+def wrong_totp_code(device: TOTPDevice) -> str:
+    """Return a 6-digit code the device does not accept now (one from an hour ago)."""
+    now = _time_step(device)
+    accepted = {hotp(device.bin_key, now + delta, device.digits) for delta in (-1, 0, 1, 2)}
+    past = now - 3600 // device.step
+    while hotp(device.bin_key, past, device.digits) in accepted:
+        past -= 1
+    return str(hotp(device.bin_key, past, device.digits)).zfill(device.digits)
+
+
+def verify_session(client, user) -> TOTPDevice:
+    """Sign `client` in as `user` with a session verified by their TOTP device (given one if
+    they have none), as after a sign-in with email, password and code."""
+    device = totp_device(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device

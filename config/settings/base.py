@@ -45,7 +45,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site asks staff for a TOTP code (teams.admin_site.KeyhouseAdminSite).
+    "config.apps.KeyhouseAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "encrypted_model_fields",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit",
     "mail",
     "merchants",
@@ -62,10 +65,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Response headers (see "Headers" below): outermost, so error pages get them too.
+    "config.middleware.PrivatePagesMiddleware",
+    "config.middleware.PermissionsPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with a TOTP code in this session.
+    "django_otp.middleware.OTPMiddleware",
+    # Members of a team that requires two-factor sign-in enrol or give a code first.
+    "teams.middleware.TeamTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -131,6 +142,38 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Headers, error reports and SQLite (issue #12, findings 4, 11 and 12).
+# No inline script or style anywhere: the portal's and the admin overrides' code and styles
+# are static files. `data:` images are the TOTP enrolment QR code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Powerful browser features no page uses: each allowed to no origin (config.middleware).
+PERMISSIONS_POLICY = {"camera": [], "microphone": [], "geolocation": [], "payment": [], "usb": []}
+# Debug pages and error mails hide passwords and anything shaped like a key, DEBUG on or off.
+DEFAULT_EXCEPTION_REPORTER = "core.error_reports.SecretHidingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SecretHidingReporterFilter"
+# SQLite (`make run`'s default database) shared by web and worker: readers never block the
+# writer (WAL), and a transaction takes the write lock when it begins (IMMEDIATE), so a second
+# writer waits up to `timeout` seconds instead of failing with "database is locked".
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+
 # Mail: console by default; smtp://host:port and friends through EMAIL_URL. `console` is accepted
 # as written in the settings contract, besides django-environ's own `consolemail://`.
 _EMAIL_ALIASES = {"console": "consolemail://", "console://": "consolemail://"}
@@ -139,7 +182,16 @@ vars().update(env.email_url_config(_EMAIL_ALIASES.get(_email_url, _email_url)))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Keyhouse <keyhouse@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 HELPDESK_EMAIL = env("HELPDESK_EMAIL", default="helpdesk@keyhouse.invalid")
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Unset, the links point at this machine's web port: WEB_PORT, which `make run` gives every
+# process (honcho renumbers PORT per process: the worker, which sends the mail, gets PORT+100),
+# else PORT.
+_WEB_PORT = env("WEB_PORT", default=env("PORT", default="8000"))
+SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{_WEB_PORT}").rstrip("/")
+
+# Invitation mails (first sends and resends), counted from the database: at most this many
+# per merchant in any hour, and per invited address of one merchant in any 24 hours.
+INVITATIONS_PER_MERCHANT_PER_HOUR = env.int("INVITATIONS_PER_MERCHANT_PER_HOUR", default=20)
+INVITATION_MAILS_PER_ADDRESS_PER_DAY = env.int("INVITATION_MAILS_PER_ADDRESS_PER_DAY", default=3)
 
 # Encryption at rest. The first key encrypts; every key decrypts (rotation).
 FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY")
@@ -238,6 +290,15 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Refused access in the audit trail (issue #12, finding 10): refusals of one person on one
+# merchant's route are recorded once per window; the rest are counted and summed up in one
+# event when the window is over (by the next refusal, or by this sweep).
+AUDIT_REFUSAL_WINDOW = env_duration_seconds("AUDIT_REFUSAL_WINDOW", default="10m")
+CELERY_BEAT_SCHEDULE["refusal-windows-close"] = {
+    "task": "audit.tasks.refusal_windows_close_due",
+    "schedule": 60.0,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -255,3 +316,52 @@ LOGGING = {
 
 # `manage.py seed_demo`: the demo users' password; generated and printed when unset.
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="")
+
+# Two-factor sign-in (TOTP, django-otp): staff always, merchant users when they enrol or their
+# team requires it. DEMO_TOTP_SECRET is the base32 key `seed_demo` gives the demo staff
+# (generated and printed when unset). Device keys are never shown in the admin.
+DEMO_TOTP_SECRET = env("DEMO_TOTP_SECRET", default="")
+OTP_TOTP_ISSUER = "Keyhouse"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Sign-in throttling, password reset, staff sessions and the client's address (issue 12,
+# findings 2, 8 and 11). django-axes locks a typed address and client IP together after
+# AXES_FAILURE_LIMIT failed sign-ins, for AXES_COOLOFF_TIME from the failure that locked it;
+# the page then says when to try again (teams.lockouts). Its backend comes first, so that a
+# locked pair is refused before any password is checked; its middleware comes last, turning
+# that refusal into the lockout page. The helpdesk lifts a lockout in the admin (audited).
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+MIDDLEWARE = [
+    *MIDDLEWARE,
+    "teams.staff_sessions.StaffSessionMiddleware",
+    "axes.middleware.AxesMiddleware",  # keep last
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+# Axes reads a float as hours.
+AXES_COOLOFF_TIME = env_duration_seconds("AXES_COOLOFF_TIME", default="15m") / 3600
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "teams.lockouts.username_for_throttling"
+AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
+AXES_LOCKOUT_CALLABLE = "teams.lockouts.lockout_response"
+# Attempts while locked neither count nor extend the lockout: the time on the page holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful sign-in clears the earlier failures of its address and IP.
+AXES_RESET_ON_SUCCESS = True
+# Axes keeps failed attempts' form data for its admin: never a CSRF token or a TOTP code.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken", "otp_token"]
+# Sign-ins are in the audit trail already.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Axes logs every sign-in at INFO; failures and lockouts (WARNING) are worth a log line.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+# How many proxies of ours stand in front of the app, each appending to X-Forwarded-For
+# (audit.services.client_ip). 0: the header is ignored and REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# A password reset link works this long, and once.
+PASSWORD_RESET_TIMEOUT = int(env_duration_seconds("PASSWORD_RESET_TIMEOUT", default="1h"))
+# Staff are signed out this long after signing in, or after this long without a request
+# (teams.staff_sessions). Merchant users' sessions keep Django's defaults.
+STAFF_SESSION_MAX_AGE = env_duration_seconds("STAFF_SESSION_MAX_AGE", default="12h")
+STAFF_SESSION_IDLE = env_duration_seconds("STAFF_SESSION_IDLE", default="30m")

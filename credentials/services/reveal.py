@@ -1,31 +1,47 @@
-"""Revealing a stored secret to a helpdesk lead: audited, with a reason."""
+"""Revealing a stored secret to a helpdesk lead: audited, with a reason and a fresh TOTP code."""
 
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
-from audit.refusals import authorize, refusals_audited
+from audit.refusals import Refused, authorize, refusals_audited
 from audit.services import audit_record
 from core.redaction import contains_secret
+from core.validators import refuse_control_characters
 from credentials.models import Credential
 from credentials.services.notifications import key_target
 from teams.permissions import HELPDESK_REVEAL_SECRETS
+from teams.two_factor import code_refusal
 
 
 @refusals_audited
 @sensitive_variables("secret")
-def credential_reveal(*, credential: Credential, actor, reason: str, request=None) -> str:
+def credential_reveal(
+    *, credential: Credential, actor, reason: str, otp_token: str, request=None
+) -> str:
     """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
 
     Only active staff holding the helpdesk lead's permission may; anyone else is refused
-    (Refused), and the refusal is audited too. The reason is required.
+    (Refused), and the refusal is audited too. The reason is required (ValidationError), and
+    so is a current code from the lead's authenticator app (step-up: a signed-in session is not
+    enough). A missing, wrong or already used code is refused (Refused) and audited.
     """
     authorize(actor, HELPDESK_REVEAL_SECRETS, about=credential.merchant)
+    refuse_control_characters(reason)
     reason = " ".join(reason.split())[:500]
     if len(reason) < 10:
         raise ValidationError("Say why you need the secret (at least 10 characters).")
     if contains_secret(reason):
         raise ValidationError("Describe why without pasting a key.")
+    # Checked last: a refused reason does not use up the code.
+    refusal = code_refusal(user=actor, otp_token=otp_token)
+    if refusal:
+        raise Refused(
+            f"A fresh code is needed to reveal a secret. {refusal}",
+            merchant=credential.merchant,
+            permission=HELPDESK_REVEAL_SECRETS,
+            action=AuditEvent.Action.KEY_REVEAL_REFUSED,
+        )
     secret = (
         Credential.objects.active()
         .filter(pk=credential.pk)

@@ -11,6 +11,7 @@ from merchants.services import merchant_create
 from teams.models import Membership, Role
 from teams.permissions import MANAGE_MEMBER_ROLES, OWNER
 from teams.rules import refusal_to_grant, refusal_to_manage_member
+from teams.services.inviter_changes import invitations_revoke_for_inviter
 from teams.services.refusals import refuse as _refuse
 
 
@@ -68,7 +69,8 @@ def _refuse_last_owner(membership, verb: str) -> None:
 @refusals_audited
 @transaction.atomic
 def membership_change_role(*, membership: Membership, role: Role, actor, request=None):
-    """Give `membership` another role, within the team rules."""
+    """Give `membership` another role, within the team rules; the member's open invitations
+    that the new role could not send are revoked."""
     merchant = membership.merchant
     authorize(actor, MANAGE_MEMBER_ROLES, merchant)
     lock_team(merchant)
@@ -91,13 +93,21 @@ def membership_change_role(*, membership: Membership, role: Role, actor, request
         details={"from": previous.name, "to": role.name},
         request=request,
     )
+    invitations_revoke_for_inviter(
+        inviter_id=membership.user_id,
+        merchant=merchant,
+        actor=actor,
+        reason="the inviter's role changed",
+        request=request,
+    )
     return membership
 
 
 @refusals_audited
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor, request=None) -> None:
-    """Remove another member from the team, within the team rules."""
+    """Remove another member from the team, within the team rules; the invitations they sent
+    that are still open are revoked."""
     merchant = membership.merchant
     authorize(actor, MANAGE_MEMBER_ROLES, merchant)
     lock_team(merchant)
@@ -115,12 +125,20 @@ def membership_remove(*, membership: Membership, actor, request=None) -> None:
         details={"role": role_name},
         request=request,
     )
+    invitations_revoke_for_inviter(
+        inviter_id=membership.user_id,
+        merchant=merchant,
+        actor=actor,
+        reason="the inviter was removed",
+        request=request,
+    )
 
 
 @refusals_audited
 @transaction.atomic
 def membership_leave(*, membership: Membership, actor, request=None) -> None:
-    """Let a member leave a merchant; the last Owner cannot."""
+    """Let a member leave a merchant (the last Owner cannot); the invitations they sent that
+    are still open are revoked."""
     if membership.user_id != actor.pk:
         raise Refused(
             "Only the member can leave; managers remove members instead.",
@@ -138,5 +156,12 @@ def membership_leave(*, membership: Membership, actor, request=None) -> None:
         merchant=merchant,
         target=_member_target(membership),
         details={"role": role_name},
+        request=request,
+    )
+    invitations_revoke_for_inviter(
+        inviter_id=actor.pk,
+        merchant=merchant,
+        actor=actor,
+        reason="the inviter left",
         request=request,
     )

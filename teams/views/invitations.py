@@ -1,11 +1,12 @@
 """Invitations: sending, resending and revoking them, and the page their link opens."""
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import get_user_model, login, logout
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
@@ -20,6 +21,7 @@ from teams.models import Invitation
 from teams.permissions import (
     INVITE_MEMBERS,
 )
+from teams.services.invitations import invitation_code_send
 from teams.views.links import team_url
 
 
@@ -91,19 +93,54 @@ class InvitationRevokeView(_InvitationActionView):
         messages.success(self.request, f"Invitation to {invitation.email} revoked.")
 
 
-@method_decorator(never_cache, name="dispatch")
-@method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
-class InvitationAcceptView(TemplateView):
-    """The page an invitation link opens. Not merchant-scoped: the token is the key.
+# Where the invitation page keeps the invitation its link opened: the token is exchanged for
+# this at once, so no page is ever shown at an address holding the token.
+SESSION_KEY = "teams_invitation"
 
-    A new user sets a password and joins; an existing user signs in and joins; expired,
-    used, revoked or tampered links get a page that says so, never an error.
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(csrf_exempt, name="dispatch")
+class InvitationLinkView(View):
+    """The link in the mail: exchange its token for the invitation in the session and go on
+    to the invitation page, whose address holds no token.
+
+    The token appears only in this one request line. Every method gets the same redirect:
+    a refusal here (a 405, a failed CSRF check) would be logged with the path, token included.
+    Nothing is rendered and no invitation changes (mail scanners open links too); the
+    exemption from CSRF adds nothing a forged GET could not already do.
+    """
+
+    def dispatch(self, request, token):
+        invitation = selectors.invitation_get_by_token(token=token)
+        if invitation is None:
+            request.session.pop(SESSION_KEY, None)
+        else:
+            request.session[SESSION_KEY] = {"pk": invitation.pk, "hash": invitation.token_hash}
+        response = redirect("teams:invitation_accept")
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(sensitive_post_parameters("password1", "password2", "code"), name="dispatch")
+class InvitationAcceptView(TemplateView):
+    """The invitation page, for the invitation whose link this browser opened.
+
+    A new person asks for a code mailed to the invited address, then enters it with a name
+    and a password; an existing user signs in and joins; someone signed in with another
+    address may sign out and carry on. Expired, used, revoked or tampered links get a page
+    that says so, never an error.
     """
 
     template_name = "teams/invitation.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.invitation = selectors.invitation_get_by_token(token=kwargs["token"])
+        opened = request.session.get(SESSION_KEY) or {}
+        self.invitation = None
+        if opened.get("pk") and opened.get("hash"):
+            self.invitation = selectors.invitation_get_opened(
+                pk=opened["pk"], token_hash=opened["hash"]
+            )
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -117,38 +154,70 @@ class InvitationAcceptView(TemplateView):
             context["signed_in_as_invitee"] = (
                 user.is_authenticated and user.email.lower() == invitation.email.lower()
             )
-            if not has_account and "form" not in kwargs:
-                context["form"] = AcceptInvitationForm(email=invitation.email)
+            if not has_account:
+                context["code_sent"] = (
+                    selectors.invitation_code_current(invitation=invitation) is not None
+                )
+                if "form" not in kwargs:
+                    context["form"] = AcceptInvitationForm(email=invitation.email)
         return super().get_context_data(**context, **kwargs)
 
     def post(self, request, *args, **kwargs):
         invitation = self.invitation
         if invitation is None or invitation.state != Invitation.State.PENDING:
             return self.get(request, *args, **kwargs)
-        token = kwargs["token"]
-        if request.user.is_authenticated:
-            try:
-                membership = services.invitation_accept(
-                    token=token, user=request.user, request=request
-                )
-            except Refused as refusal:
-                messages.error(request, refusal.message)
-                return self.get(request, *args, **kwargs)
-            messages.success(request, f"Welcome to {membership.merchant.name}.")
-            return redirect(membership.merchant.get_absolute_url())
-        form = AcceptInvitationForm(request.POST, email=invitation.email)
+        action = request.POST.get("action", "join")
+        if action == "switch":
+            return self.switch_account(invitation)
+        try:
+            if request.user.is_authenticated:
+                return self.join(invitation)
+            if action == "send_code":
+                return self.send_code(invitation)
+            return self.create_account(invitation)
+        except Refused as refusal:
+            messages.error(request, refusal.message)
+            return redirect("teams:invitation_accept")
+
+    def switch_account(self, invitation):
+        """Sign out, keeping the invitation this browser opened, and show it again."""
+        logout(self.request)
+        self.request.session[SESSION_KEY] = {"pk": invitation.pk, "hash": invitation.token_hash}
+        return redirect("teams:invitation_accept")
+
+    def join(self, invitation):
+        membership = services.invitation_accept(
+            invitation=invitation, user=self.request.user, request=self.request
+        )
+        self.request.session.pop(SESSION_KEY, None)
+        messages.success(self.request, f"Welcome to {membership.merchant.name}.")
+        return redirect(membership.merchant.get_absolute_url())
+
+    def send_code(self, invitation):
+        invitation_code_send(invitation=invitation, request=self.request)
+        messages.success(
+            self.request,
+            f"A 6-digit code is on its way to {invitation.email}. Enter it below; it works for "
+            "15 minutes.",
+        )
+        return redirect("teams:invitation_accept")
+
+    def create_account(self, invitation):
+        form = AcceptInvitationForm(self.request.POST, email=invitation.email)
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(form=form))
         try:
             user = services.user_create_from_invitation(
-                token=token,
+                invitation=invitation,
+                code=form.cleaned_data["code"],
                 full_name=form.cleaned_data["full_name"],
                 password=form.cleaned_data["password1"],
-                request=request,
+                request=self.request,
             )
         except Refused as refusal:
-            messages.error(request, refusal.message)
-            return self.get(request, *args, **kwargs)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome to {invitation.merchant.name}.")
+            form.add_error(None, refusal.message)
+            return self.render_to_response(self.get_context_data(form=form))
+        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        self.request.session.pop(SESSION_KEY, None)
+        messages.success(self.request, f"Welcome to {invitation.merchant.name}.")
         return redirect(invitation.merchant.get_absolute_url())

@@ -20,12 +20,13 @@ from teams.permissions import (
     VIEW_MERCHANT,
     VIEW_TEAM,
 )
-from teams.rules import refusal_to_manage_member
+from teams.rules import refusal_to_grant, refusal_to_manage_member
 from teams.views.links import team_url
 
 
 class TeamView(MerchantPermissionRequiredMixin, TemplateView):
-    """Members with role, joined date and last sign-in; open invitations with expiry."""
+    """Members with role, joined date and last sign-in; open invitations with their inviter
+    and expiry."""
 
     permission_required = VIEW_TEAM
     template_name = "teams/team.html"
@@ -50,11 +51,25 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
             (membership, may_manage(membership))
             for membership in selectors.membership_list(merchant=merchant)
         ]
+        can_invite = user.has_perm(INVITE_MEMBERS, merchant)
+        # Resend and revoke follow the rule for giving the invitation's role: asked once per role.
+        grantable_roles: dict[int, bool] = {}
+
+        def may_act(invitation) -> bool:
+            if not can_invite:
+                return False
+            if invitation.role_id not in grantable_roles:
+                grantable_roles[invitation.role_id] = (
+                    refusal_to_grant(user, merchant, invitation.role) is None
+                )
+            return grantable_roles[invitation.role_id]
+
+        invitations = [
+            (invitation, may_act(invitation))
+            for invitation in selectors.invitation_list_open(merchant=merchant)
+        ]
         return super().get_context_data(
-            rows=rows,
-            invitations=selectors.invitation_list_open(merchant=merchant),
-            can_invite=user.has_perm(INVITE_MEMBERS, merchant),
-            **kwargs,
+            rows=rows, invitations=invitations, can_invite=can_invite, **kwargs
         )
 
 

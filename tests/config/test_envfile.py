@@ -38,6 +38,12 @@ def test_writes_every_generated_secret(env_path):
     assert all(values[name] for name in GENERATED)
 
 
+def test_debug_is_off_so_error_pages_show_no_settings_or_form_data(env_path):
+    main(["--path", str(env_path)])
+
+    assert read_env_file(env_path)["DJANGO_DEBUG"] == "false"
+
+
 def test_secret_key_is_long_enough_for_production(env_path):
     main(["--path", str(env_path)])
 

@@ -34,6 +34,8 @@ CONTRACT_VARIABLES = (
     "DEMO_PASSWORD",
     "LOG_LEVEL",
     "KEYHOUSE_ENV_FILE",
+    "PORT",
+    "WEB_PORT",
 )
 PRODUCTION_REQUIRED = (
     "DJANGO_SECRET_KEY",
@@ -258,7 +260,7 @@ def test_local_settings_on_a_fresh_checkout_write_the_env_file_and_start(
     assert "No changes detected" in result.stdout
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert "DJANGO_SECRET_KEY=" in env_file.read_text()
-    assert read_settings(local_environment, "DEBUG") == {"DEBUG": True}
+    assert read_settings(local_environment, "DEBUG") == {"DEBUG": False}
 
 
 def test_local_settings_keep_an_existing_env_file(local_environment, tmp_path):
@@ -282,6 +284,173 @@ def test_local_settings_write_nothing_when_the_environment_has_the_secrets(
     read_settings(local_environment, "DEBUG")
 
     assert not env_file.exists()
+
+
+# Local settings without DEBUG (issue #12, finding 4).
+
+GET_LOCALLY = """
+import json, sys
+import django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="127.0.0.1")
+answers = {}
+for path in sys.argv[1:]:
+    response = client.get(path)
+    answers[path] = [response.status_code, response.get("Cache-Control", "")]
+print(json.dumps(answers))
+"""
+
+
+def test_local_settings_default_to_debug_off(local_environment):
+    assert read_settings(local_environment, "DEBUG") == {"DEBUG": False}
+
+
+def test_local_settings_turn_debug_on_only_when_asked(local_environment):
+    local_environment["DJANGO_DEBUG"] = "true"
+
+    assert read_settings(local_environment, "DEBUG") == {"DEBUG": True}
+
+
+def test_local_settings_serve_static_files_without_debug(local_environment):
+    stylesheet = "/static/keyhouse/css/keyhouse.css"
+    migrated = run_python(["manage.py", "migrate", "--noinput"], local_environment)
+    assert migrated.returncode == 0, migrated.stderr
+
+    result = run_python(
+        ["-W", "ignore", "-c", GET_LOCALLY, stylesheet, "/accounts/login/"], local_environment
+    )
+
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers[stylesheet][0] == 200
+    assert "no-store" not in answers[stylesheet][1]  # static files stay cacheable
+    assert answers["/accounts/login/"][0] == 200
+    assert "no-store" in answers["/accounts/login/"][1]
+
+
+# Links in mail (SITE_URL) follow the web port.
+
+
+def test_site_url_defaults_to_port_8000(local_environment):
+    assert read_settings(local_environment, "SITE_URL") == {"SITE_URL": "http://127.0.0.1:8000"}
+
+
+def test_site_url_follows_port_when_unset(local_environment):
+    local_environment["PORT"] = "9123"
+
+    assert read_settings(local_environment, "SITE_URL") == {"SITE_URL": "http://127.0.0.1:9123"}
+
+
+def test_site_url_follows_the_web_port_in_the_worker_started_by_make_run(local_environment):
+    # honcho numbers PORT per process (the worker gets the web's PORT + 100); `make run`
+    # passes the web's port to every process as WEB_PORT.
+    local_environment.update({"WEB_PORT": "9123", "PORT": "9223"})
+
+    assert read_settings(local_environment, "SITE_URL") == {"SITE_URL": "http://127.0.0.1:9123"}
+
+
+def test_site_url_when_set_wins_over_the_port(local_environment):
+    local_environment.update(
+        {"SITE_URL": "https://portal.example.test/", "PORT": "9123", "WEB_PORT": "9123"}
+    )
+
+    assert read_settings(local_environment, "SITE_URL") == {
+        "SITE_URL": "https://portal.example.test"
+    }
+
+
+# SQLite shared by web and worker (issue #12, finding 12).
+
+CONCURRENT_SUBMITS = """
+import json, threading
+import django
+django.setup()
+from django.db import connection, connections, transaction
+from django.test import Client
+from django.urls import reverse
+from tests.factories import MembershipFactory, MerchantFactory, UserFactory, default_role, fake_key
+
+merchant = MerchantFactory()
+owner = UserFactory()
+MembershipFactory(user=owner, merchant=merchant, role=default_role("owner"))
+url = reverse("credentials:submit", kwargs={"slug": merchant.slug})
+first_holds_its_transaction = threading.Event()
+second_done = threading.Event()
+answers = {}
+
+
+def signed_in():
+    client = Client(HTTP_HOST="127.0.0.1", raise_request_exception=False)
+    client.force_login(owner)
+    return client
+
+
+# Signed in beforehand: the sign-in's own write must not be what meets the lock.
+clients = {"first": signed_in(), "second": signed_in()}
+
+
+def submit(name):
+    mode = "test" if name == "first" else "live"
+    response = clients[name].post(url, {
+        "publishable_key": fake_key(f"pk_{mode}_"),
+        "secret_key": fake_key(f"sk_{mode}_"),
+        "requested_integrations": ["online_payments"],
+        "note": "",
+    })
+    return response.status_code
+
+
+def first():
+    try:
+        # The first submission's transaction is still open (its row written, not committed)
+        # when the second one starts.
+        with transaction.atomic():
+            answers["first"] = submit("first")
+            first_holds_its_transaction.set()
+            second_done.wait(timeout=1)
+    except Exception as error:
+        answers["first"] = repr(error)
+    finally:
+        first_holds_its_transaction.set()
+        connections.close_all()
+
+
+def second():
+    first_holds_its_transaction.wait()
+    try:
+        answers["second"] = submit("second")
+    except Exception as error:
+        answers["second"] = repr(error)
+    finally:
+        second_done.set()
+        connections.close_all()
+
+
+threads = [threading.Thread(target=first), threading.Thread(target=second)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+with connection.cursor() as cursor:
+    cursor.execute("PRAGMA journal_mode")
+    answers["journal_mode"] = cursor.fetchone()[0]
+from credentials.models import Credential
+answers["stored"] = Credential.objects.filter(merchant=merchant).count()
+print(json.dumps(answers))
+"""
+
+
+def test_two_concurrent_submissions_on_sqlite_both_succeed(local_environment):
+    migrated = run_python(["manage.py", "migrate", "--noinput"], local_environment)
+    assert migrated.returncode == 0, migrated.stderr
+
+    result = run_python(["-W", "ignore", "-c", CONCURRENT_SUBMITS], local_environment)
+
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers == {"first": 302, "second": 302, "journal_mode": "wal", "stored": 2}
+    assert "database is locked" not in result.stderr
 
 
 # Encryption keys.

@@ -21,6 +21,7 @@ from django.utils.timezone import localtime
 from credentials.models import Credential, HelpdeskFlag, Mode, VerificationState
 from credentials.services.helpdesk import credential_acknowledge, followups_send_due
 from tests.factories import CredentialFactory, MerchantFactory, UserFactory
+from tests.helpers import verify_session
 
 CREDENTIALS = reverse("admin:credentials_credential_changelist")
 
@@ -275,7 +276,7 @@ def test_acknowledge_address_refuses_a_get_with_405(agent_client, waiting):
 
 def test_acknowledge_button_refuses_a_post_without_the_csrf_token(agent, waiting):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(agent)
+    verify_session(client, agent)
 
     response = client.post(acknowledge_url(waiting[0]))
 

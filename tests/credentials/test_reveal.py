@@ -8,6 +8,7 @@ permission check, so a platform admin may reveal too, audited like a lead.
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
@@ -17,6 +18,7 @@ from credentials.services.reveal import credential_reveal
 from teams.helpdesk import HELPDESK_LEAD_GROUP, helpdesk_groups_ensure
 from teams.permissions import HELPDESK_REVEAL_SECRETS
 from tests.factories import CredentialFactory, UserFactory, fake_key
+from tests.helpers import totp_code, totp_device, wrong_totp_code
 
 Action = AuditEvent.Action
 REASON = "Merchant asked us to configure the terminal integration, ticket 4711"
@@ -45,6 +47,17 @@ def assert_no_secret(text: str, secret: str):
     assert secret not in text
     leaked = [fragment for fragment in secret_fragments(secret) if fragment in text]
     assert not leaked, "part of the secret is in the text"
+
+
+def code(user) -> str:
+    """Return a fresh code from the user's authenticator app: the step-up a reveal asks for."""
+    return totp_code(totp_device(user))
+
+
+def reveal(client, credential, reason: str = REASON, **extra):
+    """POST the reveal form as the client's staff user, with a fresh code from their app."""
+    user = get_user_model().objects.get(pk=client.session["_auth_user_id"])
+    return client.post(reveal_url(credential), {"reason": reason, "otp_token": code(user)}, **extra)
 
 
 def template_of(response) -> str:
@@ -105,7 +118,7 @@ def test_lead_gets_a_reveal_form_asking_why_without_the_secret(lead_client, cred
 def test_lead_posting_a_reason_sees_the_secret_on_a_page_that_is_not_cached(
     lead_client, credential, secret
 ):
-    response = lead_client.post(reveal_url(credential), {"reason": REASON})
+    response = reveal(lead_client, credential, REASON)
 
     assert response.status_code == 200
     assert template_of(response) == "admin/credentials/credential/revealed.html"
@@ -120,7 +133,7 @@ def test_lead_posting_a_reason_sees_the_secret_on_a_page_that_is_not_cached(
 def test_reveal_is_audited_with_who_which_key_and_why_and_no_secret(
     lead, lead_client, credential, secret
 ):
-    lead_client.post(reveal_url(credential), {"reason": REASON}, REMOTE_ADDR="203.0.113.9")
+    reveal(lead_client, credential, REASON, REMOTE_ADDR="203.0.113.9")
 
     [event] = events(Action.KEY_REVEALED)
     assert event.actor == lead
@@ -136,7 +149,7 @@ def test_reveal_is_audited_with_who_which_key_and_why_and_no_secret(
 def test_the_secret_is_shown_once_a_later_visit_to_the_reveal_page_asks_again(
     lead_client, credential, secret
 ):
-    lead_client.post(reveal_url(credential), {"reason": REASON})
+    reveal(lead_client, credential, REASON)
 
     response = lead_client.get(reveal_url(credential))
 
@@ -146,8 +159,8 @@ def test_the_secret_is_shown_once_a_later_visit_to_the_reveal_page_asks_again(
 
 
 def test_every_reveal_writes_its_own_audit_event(lead_client, credential):
-    lead_client.post(reveal_url(credential), {"reason": REASON})
-    lead_client.post(reveal_url(credential), {"reason": "Second look for the terminal vendor"})
+    reveal(lead_client, credential, REASON)
+    reveal(lead_client, credential, "Second look for the terminal vendor")
 
     assert [event.details["reason"] for event in events(Action.KEY_REVEALED)] == [
         "Second look for the terminal vendor",
@@ -166,7 +179,7 @@ def test_every_reveal_writes_its_own_audit_event(lead_client, credential):
 def test_a_reason_shorter_than_ten_characters_is_refused_and_nothing_is_revealed(
     lead_client, credential, secret, reason
 ):
-    response = lead_client.post(reveal_url(credential), {"reason": reason})
+    response = reveal(lead_client, credential, reason)
 
     assert response.status_code == 200
     assert template_of(response) == "admin/credentials/credential/reveal.html"
@@ -195,9 +208,7 @@ def test_a_reason_containing_a_key_is_refused_and_neither_key_is_revealed_nor_au
 ):
     key = pasted_key(pasted, secret)
 
-    response = lead_client.post(
-        reveal_url(credential), {"reason": f"Merchant mailed us {key} and asks to check it"}
-    )
+    response = reveal(lead_client, credential, f"Merchant mailed us {key} and asks to check it")
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -208,6 +219,91 @@ def test_a_reason_containing_a_key_is_refused_and_neither_key_is_revealed_nor_au
     for event in AuditEvent.objects.all():
         assert key not in audit_text(event)
         assert_no_secret(audit_text(event), secret)
+
+
+# Step-up: a fresh code from the lead's authenticator app, not only the signed-in session
+
+CODE_REFUSAL = "A fresh code is needed to reveal a secret."
+
+
+def test_reveal_form_asks_for_a_code_from_the_authenticator_app(lead_client, credential):
+    body = lead_client.get(reveal_url(credential)).content.decode()
+
+    assert 'name="otp_token"' in body
+
+
+@pytest.mark.parametrize("typed", ["missing", "wrong", "letters"])
+def test_lead_without_a_valid_code_is_refused_sees_why_and_the_refusal_is_audited(
+    lead, lead_client, credential, secret, typed
+):
+    otp_token = {"missing": "", "wrong": wrong_totp_code(totp_device(lead)), "letters": "abcdef"}
+
+    response = lead_client.post(
+        reveal_url(credential), {"reason": REASON, "otp_token": otp_token[typed]}
+    )
+
+    assert response.status_code == 200
+    assert template_of(response) == "admin/credentials/credential/reveal.html"
+    body = response.content.decode()
+    assert CODE_REFUSAL in body
+    assert REASON in body  # the reason is kept for the next try
+    assert_no_secret(body, secret)
+    assert not events(Action.KEY_REVEALED)
+    [event] = events(Action.KEY_REVEAL_REFUSED)
+    assert event.actor == lead
+    assert event.merchant_id == credential.merchant_id
+    assert event.details["reason"].startswith(CODE_REFUSAL)
+    assert otp_token[typed] not in audit_text(event) or not otp_token[typed]
+
+
+def test_a_code_is_accepted_once_a_replayed_code_reveals_nothing(lead, lead_client, credential):
+    used = code(lead)
+    first = lead_client.post(reveal_url(credential), {"reason": REASON, "otp_token": used})
+
+    replayed = lead_client.post(reveal_url(credential), {"reason": REASON, "otp_token": used})
+
+    assert template_of(first) == "admin/credentials/credential/revealed.html"
+    assert template_of(replayed) == "admin/credentials/credential/reveal.html"
+    assert CODE_REFUSAL in replayed.content.decode()
+    assert len(events(Action.KEY_REVEALED)) == 1
+    assert len(events(Action.KEY_REVEAL_REFUSED)) == 1
+
+
+def test_another_staff_members_code_does_not_reveal(lead, lead_client, helpdesk_user, credential):
+    others = code(helpdesk_user)
+
+    response = lead_client.post(reveal_url(credential), {"reason": REASON, "otp_token": others})
+
+    assert CODE_REFUSAL in response.content.decode()
+    assert not events(Action.KEY_REVEALED)
+
+
+def test_a_refused_reason_does_not_use_up_the_code(lead, lead_client, credential, secret):
+    fresh = code(lead)
+    lead_client.post(reveal_url(credential), {"reason": "short", "otp_token": fresh})
+
+    response = lead_client.post(reveal_url(credential), {"reason": REASON, "otp_token": fresh})
+
+    assert secret in response.content.decode()
+
+
+def test_service_refuses_a_lead_without_a_device(lead, credential):
+    with pytest.raises(PermissionDenied, match="authenticator app"):
+        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token="123456")
+
+    assert len(events(Action.KEY_REVEAL_REFUSED)) == 1
+    assert not events(Action.KEY_REVEALED)
+
+
+def test_service_refuses_a_lead_whose_code_is_wrong(lead, credential):
+    device = totp_device(lead)
+
+    with pytest.raises(PermissionDenied, match=CODE_REFUSAL):
+        credential_reveal(
+            credential=credential, actor=lead, reason=REASON, otp_token=wrong_totp_code(device)
+        )
+
+    assert not events(Action.KEY_REVEALED)
 
 
 # Plain helpdesk staff are refused, and audited
@@ -223,7 +319,7 @@ def test_plain_helpdesk_staff_get_403_for_the_reveal_form(helpdesk_client, crede
 def test_plain_helpdesk_staff_posting_a_reason_get_403_and_the_refusal_is_audited(
     helpdesk_user, helpdesk_client, credential, secret
 ):
-    response = helpdesk_client.post(reveal_url(credential), {"reason": REASON})
+    response = reveal(helpdesk_client, credential, REASON)
 
     assert response.status_code == 403
     assert_no_secret(response.content.decode(), secret)
@@ -262,7 +358,7 @@ def test_superuser_outside_the_lead_group_may_reveal_and_is_audited(
     client = client_for(superuser)
 
     assert client.get(reveal_url(credential)).status_code == 200
-    response = client.post(reveal_url(credential), {"reason": REASON})
+    response = reveal(client, credential, REASON)
 
     assert response.status_code == 200
     assert secret in response.content.decode()
@@ -276,21 +372,20 @@ def test_superuser_outside_the_lead_group_may_reveal_and_is_audited(
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_merchant_owner_is_sent_to_the_admin_login_and_nothing_is_revealed(
+def test_merchant_owner_is_answered_not_found_and_nothing_is_revealed(
     owner_client, credential, secret, method
 ):
     url = reveal_url(credential)
 
     response = getattr(owner_client, method)(url, {"reason": REASON})
 
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("admin:login"))
+    assert response.status_code == 404
     assert_no_secret(response.content.decode(), secret)
     assert not events(Action.KEY_REVEALED)
 
 
 def test_anonymous_visitor_is_sent_to_the_admin_login(client, credential, secret):
-    response = client.post(reveal_url(credential), {"reason": REASON})
+    response = client.post(reveal_url(credential), {"reason": REASON, "otp_token": "123456"})
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
@@ -335,7 +430,7 @@ def test_lead_cannot_reveal_an_erased_key_and_is_told_why(lead_client, merchant,
     retired = CredentialFactory(merchant=merchant, secret=None, lifecycle_state=state)
 
     form = lead_client.get(reveal_url(retired))
-    response = lead_client.post(reveal_url(retired), {"reason": REASON})
+    response = reveal(lead_client, retired, REASON)
 
     for page in (form, response):
         assert page.status_code == 200
@@ -353,7 +448,7 @@ def test_a_key_revoked_after_the_form_was_opened_is_not_revealed(lead, merchant,
     credential.lifecycle_state = LifecycleState.ACTIVE  # the stale copy the form was built from
 
     with pytest.raises(ValidationError, match="no longer active"):
-        credential_reveal(credential=credential, actor=lead, reason=REASON)
+        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token=code(lead))
 
     assert not events(Action.KEY_REVEALED)
 
@@ -368,7 +463,10 @@ def test_unknown_key_is_404(lead_client):
 
 
 def test_service_returns_the_secret_to_the_lead_and_audits_it(lead, credential, secret):
-    assert credential_reveal(credential=credential, actor=lead, reason=REASON) == secret
+    assert (
+        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token=code(lead))
+        == secret
+    )
 
     [event] = events(Action.KEY_REVEALED)
     assert event.actor == lead
@@ -377,7 +475,7 @@ def test_service_returns_the_secret_to_the_lead_and_audits_it(lead, credential, 
 
 def test_service_refuses_a_merchant_owner_and_audits_the_refusal(owner, credential, secret):
     with pytest.raises(PermissionDenied):
-        credential_reveal(credential=credential, actor=owner, reason=REASON)
+        credential_reveal(credential=credential, actor=owner, reason=REASON, otp_token="")
 
     [event] = events(Action.ACCESS_DENIED)
     assert event.actor == owner
@@ -393,7 +491,7 @@ def test_service_refuses_a_non_staff_user_even_holding_the_permission(lead, cred
     lead.save(update_fields=["is_staff"])
 
     with pytest.raises(PermissionDenied):
-        credential_reveal(credential=credential, actor=lead, reason=REASON)
+        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token=code(lead))
 
     assert len(events(Action.ACCESS_DENIED)) == 1
     assert not events(Action.KEY_REVEALED)
@@ -404,7 +502,7 @@ def test_service_refuses_an_inactive_lead(lead, credential):
     lead.save(update_fields=["is_active"])
 
     with pytest.raises(PermissionDenied):
-        credential_reveal(credential=credential, actor=lead, reason=REASON)
+        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token=code(lead))
 
     assert len(events(Action.ACCESS_DENIED)) == 1
     assert not events(Action.KEY_REVEALED)
@@ -414,7 +512,7 @@ def test_service_refuses_staff_without_the_permission_and_audits_the_refusal(
     helpdesk_user, credential, secret
 ):
     with pytest.raises(PermissionDenied):
-        credential_reveal(credential=credential, actor=helpdesk_user, reason=REASON)
+        credential_reveal(credential=credential, actor=helpdesk_user, reason=REASON, otp_token="")
 
     [event] = events(Action.ACCESS_DENIED)
     assert event.actor == helpdesk_user
@@ -424,7 +522,7 @@ def test_service_refuses_staff_without_the_permission_and_audits_the_refusal(
 
 def test_service_refuses_a_short_reason_from_the_lead_without_auditing_a_reveal(lead, credential):
     with pytest.raises(ValidationError, match="at least 10 characters"):
-        credential_reveal(credential=credential, actor=lead, reason="because")
+        credential_reveal(credential=credential, actor=lead, reason="because", otp_token="")
 
     assert not events(Action.KEY_REVEALED)
 
@@ -454,7 +552,7 @@ ADMIN_PAGES = {
 def test_no_admin_page_but_the_reveal_answer_carries_the_secret_even_after_a_reveal(
     request, client_for, lead_client, credential, secret, viewer, page
 ):
-    lead_client.post(reveal_url(credential), {"reason": REASON})
+    reveal(lead_client, credential, REASON)
     client = client_for(request.getfixturevalue(viewer))
 
     response = client.get(ADMIN_PAGES[page](credential))

@@ -10,6 +10,7 @@ from merchants.models import Merchant
 from teams.models import Membership, Role, User
 from teams.services.users import user_save_by_staff
 from tests.factories import UserFactory, default_role
+from tests.helpers import verify_session
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def superuser(db):
 
 @pytest.fixture
 def superuser_client(client, superuser):
-    client.force_login(superuser)
+    verify_session(client, superuser)
     return client
 
 
@@ -47,7 +48,7 @@ def test_a_superuser_cannot_demote_the_last_owner_through_the_membership_admin(
 
 
 def test_the_membership_admin_shows_members_to_the_helpdesk(helpdesk_user, client, owner):
-    client.force_login(helpdesk_user)
+    verify_session(client, helpdesk_user)
 
     response = client.get(reverse("admin:teams_membership_changelist"))
 
@@ -185,7 +186,7 @@ def _user_change_data(user, **changes):
 def test_a_staff_member_who_is_not_a_superuser_is_not_offered_privileges(client, owner):
     agent = UserFactory(email="agent@keyhouse.test", is_staff=True)
     agent.user_permissions.add(*_perms("view_user", "change_user"))
-    client.force_login(agent)
+    verify_session(client, agent)
     url = reverse("admin:teams_user_change", args=[owner.pk])
 
     assert 'name="is_staff"' not in client.get(url).content.decode()

@@ -1,8 +1,10 @@
 """Invitations: the mail and its single-use link, accepting as a new or an existing user, and
 every way a link can stop working (expired, used, revoked, replaced, tampered).
 
-Each flow goes through the real views. Links that no longer work show a page that says why,
-with status 200, and create nothing.
+Each flow goes through the real views: the link exchanges its token for the invitation and
+sends the browser on to the invitation page; a new person enters a code mailed to the invited
+address. Links that no longer work show a page that says why, with status 200, and create
+nothing.
 """
 
 import hashlib
@@ -13,7 +15,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
@@ -57,6 +59,37 @@ def link(token):
     return reverse("teams:invitation", kwargs={"token": token})
 
 
+def accept_url():
+    return reverse("teams:invitation_accept")
+
+
+# What the invitation page offers a new person while the invitation can be accepted.
+OFFERS_ACCOUNT = "Send me a code"
+
+
+def open_link(client, token):
+    """Open the link as a browser does: it sends on to the invitation page, which is returned."""
+    response = client.get(link(token))
+    assert response.status_code == 302
+    assert response["Location"] == accept_url()
+    return client.get(accept_url())
+
+
+def code_from(message) -> str:
+    (code,) = re.findall(r"\b(\d{6})\b", message.body)
+    return code
+
+
+def request_code(client) -> str:
+    """Ask the invitation page for a code (mailed on commit); return the code from the mail."""
+    mails_before = len(mail.outbox)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(accept_url(), {"action": "send_code"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == mails_before + 1, "no code was mailed"
+    return code_from(mail.outbox[-1])
+
+
 def token_from(message) -> str:
     """Return the token of the invitation link in `message` (text and HTML agree)."""
     tokens = set(re.findall(r"http://testserver/invitations/([^/\s\"<]+)/", message.body))
@@ -82,8 +115,30 @@ def sent(merchant, owner_client, django_capture_on_commit_callbacks):
 
 
 def join_as_new_user(client, token, password=NEW_PASSWORD, **extra):
-    data = {"full_name": "New Person", "password1": password, "password2": password, **extra}
-    return client.post(link(token), data)
+    """Open the link, have a code mailed, and create the account with it."""
+    open_link(client, token)
+    data = {
+        "action": "create",
+        "code": request_code(client),
+        "full_name": "New Person",
+        "password1": password,
+        "password2": password,
+        **extra,
+    }
+    return client.post(accept_url(), data)
+
+
+def post_new_account(client, password=NEW_PASSWORD, **extra):
+    """Post the new-account form of the invitation page, with a made-up code."""
+    data = {
+        "action": "create",
+        "code": "123456",
+        "full_name": "New Person",
+        "password1": password,
+        "password2": password,
+        **extra,
+    }
+    return client.post(accept_url(), data)
 
 
 def nothing_created(merchant) -> bool:
@@ -209,26 +264,36 @@ def test_an_expired_open_invitation_is_replaced_by_a_new_one(
     assert new.state == Invitation.State.PENDING
     new_token = token_from(mail.outbox[-1])
     assert new_token != old_token
-    assert 'name="password1"' not in page_html(Client().get(link(old_token)))
-    assert 'name="password1"' in page_html(Client().get(link(new_token)))
+    assert OFFERS_ACCOUNT not in page_text(open_link(Client(), old_token))
+    assert OFFERS_ACCOUNT in page_text(open_link(Client(), new_token))
 
 
 # Accepting as a new user ---------------------------------------------------------------
 
 
-def test_an_anonymous_new_person_opening_the_link_is_offered_a_password_form(sent, client):
+def test_an_anonymous_new_person_opening_the_link_is_offered_a_code_then_a_password_form(
+    sent, client
+):
     _invitation, token = sent
 
-    response = client.get(link(token))
+    response = open_link(client, token)
 
     assert response.status_code == 200
-    body = page_html(response)
+    body = page_text(response)
     assert "Join Demo Coffee Co" in body
     assert "Developer" in body
-    assert INVITEE in body
-    assert 'name="password1"' in body
-    assert 'name="password2"' in body
-    assert "Create account and join" in body
+    assert f"a 6-digit code will be mailed to {INVITEE}" in body
+    assert OFFERS_ACCOUNT in body
+    assert 'name="password1"' not in page_html(response)
+
+    request_code(client)
+    form = page_html(client.get(accept_url()))
+
+    assert mail.outbox[-1].to == [INVITEE]
+    assert 'name="code"' in form
+    assert 'name="password1"' in form
+    assert 'name="password2"' in form
+    assert "Create account and join" in form
 
 
 @pytest.mark.parametrize(
@@ -259,8 +324,11 @@ def test_djangos_password_validators_refuse_a_weak_password_and_nothing_is_creat
 def test_two_different_passwords_are_refused_and_nothing_is_created(merchant, sent, client):
     _invitation, token = sent
 
+    open_link(client, token)
+    code = request_code(client)
     response = client.post(
-        link(token), {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD + "x"}
+        accept_url(),
+        {"code": code, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD + "x"},
     )
 
     assert response.status_code == 200
@@ -309,22 +377,23 @@ def test_an_existing_user_is_asked_to_sign_in_then_joins_with_one_post(merchant,
     invitation, token = sent
     existing = UserFactory(email=INVITEE)
 
-    anonymous_page = client.get(link(token))
+    anonymous_page = open_link(client, token)
     assert anonymous_page.status_code == 200
     body = page_html(anonymous_page)
     assert "You already have an account" in body
-    assert f"{reverse('login')}?next={link(token)}" in body.replace("%2F", "/")
+    assert f"{reverse('login')}?next={accept_url()}" in body.replace("%2F", "/")
     assert 'name="password1"' not in body
+    assert OFFERS_ACCOUNT not in body
 
     signed_in = client.post(
-        reverse("login"), {"username": INVITEE, "password": PASSWORD, "next": link(token)}
+        reverse("login"), {"username": INVITEE, "password": PASSWORD, "next": accept_url()}
     )
-    assert signed_in["Location"] == link(token)
-    join_page = client.get(link(token))
+    assert signed_in["Location"] == accept_url()
+    join_page = client.get(accept_url())
     assert "Join Demo Coffee Co" in page_text(join_page)
     assert not Membership.objects.filter(user=existing, merchant=merchant).exists()
 
-    response = client.post(link(token))
+    response = client.post(accept_url(), {"action": "join"})
 
     assert response.status_code == 302
     assert response["Location"] == merchant.get_absolute_url()
@@ -338,7 +407,8 @@ def test_an_anonymous_post_for_an_existing_account_creates_nothing(merchant, sen
     invitation, token = sent
     existing = UserFactory(email=INVITEE)
 
-    response = join_as_new_user(client, token)
+    open_link(client, token)
+    response = post_new_account(client)
 
     assert response.status_code == 200
     assert "sign in to accept" in page_text(response)
@@ -356,15 +426,15 @@ def test_a_user_signed_in_with_another_email_is_told_the_invitation_is_for_someo
     stranger = UserFactory(email="stranger@demo.test")
     client = client_for(stranger)
 
-    page = client.get(link(token))
+    page = open_link(client, token)
     assert page.status_code == 200
     assert (
         f"You are signed in as stranger@demo.test, but this invitation is for {INVITEE}"
         in page_text(page)
     )
-    assert "Create account and join" not in page_text(page)
+    assert OFFERS_ACCOUNT not in page_text(page)
 
-    response = client.post(link(token))
+    response = client.post(accept_url(), {"action": "join"}, follow=True)
 
     assert response.status_code == 200
     assert f"This invitation is for {INVITEE}; you are signed in as stranger@demo.test." in (
@@ -383,13 +453,15 @@ def _assert_dead_link(client, token, sentence):
     users_before = User.objects.count()
     memberships_before = Membership.objects.count()
 
-    page = client.get(link(token))
-    posted = join_as_new_user(client, token)
+    page = open_link(client, token)
+    posted = post_new_account(client)
+    code_asked = client.post(accept_url(), {"action": "send_code"})
 
-    for response in (page, posted):
+    for response in (page, posted, code_asked):
         assert response.status_code == 200
         assert sentence in page_text(response)
         assert 'name="password1"' not in page_html(response)
+        assert OFFERS_ACCOUNT not in page_text(response)
     assert User.objects.count() == users_before
     assert Membership.objects.count() == memberships_before
 
@@ -408,9 +480,9 @@ def test_a_link_works_until_just_before_ten_days_have_passed(merchant, sent, cli
     almost = invitation.expires_at - timedelta(seconds=1)
     monkeypatch.setattr(timezone, "now", lambda: almost)
 
-    response = client.get(link(token))
+    response = open_link(client, token)
 
-    assert 'name="password1"' in page_html(response)
+    assert OFFERS_ACCOUNT in page_text(response)
 
 
 def test_a_link_opened_after_ten_days_says_it_expired(merchant, sent, client, monkeypatch):
@@ -433,7 +505,8 @@ def test_a_used_link_cannot_be_used_again_by_the_same_signed_in_user(merchant, s
     _invitation, token = sent
     join_as_new_user(client, token)
 
-    response = client.post(link(token))
+    open_link(client, token)
+    response = client.post(accept_url(), {"action": "join"})
 
     assert response.status_code == 200
     assert USED in page_text(response)
@@ -485,7 +558,10 @@ def test_a_tampered_link_refuses_a_signed_in_invitee_too(merchant, sent, client_
     _invitation, token = sent
     invitee = UserFactory(email=INVITEE)
 
-    response = client_for(invitee).post(link(_changed_one_character(token)))
+    client = client_for(invitee)
+    open_link(client, token)
+    open_link(client, _changed_one_character(token))
+    response = client.post(accept_url(), {"action": "join"})
 
     assert response.status_code == 200
     assert INVALID in page_text(response)
@@ -517,7 +593,7 @@ def test_resend_mails_a_new_link_and_the_old_one_stops_working(
     followed = owner_client.get(response["Location"])
     assert "the old link no longer works" in page_text(followed)
     _assert_dead_link(client, old_token, INVALID)
-    assert 'name="password1"' in page_html(client.get(link(new_token)))
+    assert OFFERS_ACCOUNT in page_text(open_link(client, new_token))
 
 
 def test_resend_gives_an_expired_invitation_another_ten_days(
@@ -640,7 +716,9 @@ def test_an_existing_member_accepting_an_old_invitation_keeps_one_membership(
     invitee = UserFactory(email=INVITEE)
     MembershipFactory(user=invitee, merchant=merchant, role=default_role("support"))
 
-    response = client_for(invitee).post(link(token))
+    client = client_for(invitee)
+    open_link(client, token)
+    response = client.post(accept_url(), {"action": "join"})
 
     assert response.status_code == 302
     assert Membership.objects.filter(user=invitee, merchant=merchant).count() == 1

@@ -99,6 +99,40 @@ def test_the_team_page_lists_open_invitations_with_their_expiry(merchant, owner,
     assert "No open invitations" not in html
 
 
+def test_the_team_page_says_who_sent_each_open_invitation(
+    merchant, owner, owner_client, member_factory
+):
+    administrator = member_factory(merchant, "administrator", email="admin@demo.test")
+    InvitationFactory(merchant=merchant, email="first@demo.test", invited_by=owner)
+    InvitationFactory(merchant=merchant, email="second@demo.test", invited_by=administrator)
+
+    html = page_html(owner_client.get(merchant_url("teams:team", merchant)))
+
+    assert "Invited by owner@demo.test" in team_row(html, "first@demo.test")
+    assert "Invited by admin@demo.test" in team_row(html, "second@demo.test")
+
+
+def test_the_team_page_query_count_does_not_grow_with_invitations(
+    merchant, owner_client, member_factory, django_assert_max_num_queries
+):
+    inviter = member_factory(merchant, "administrator")
+    InvitationFactory(merchant=merchant, invited_by=inviter)
+    InvitationFactory(merchant=merchant, invited_by=inviter, role=default_role("owner"))
+    few = queries_for(owner_client, merchant_url("teams:team", merchant))
+
+    for role in ("support", "owner"):
+        for _ in range(10):
+            InvitationFactory(
+                merchant=merchant,
+                role=default_role(role),
+                invited_by=member_factory(merchant, "administrator"),
+            )
+    with django_assert_max_num_queries(few):
+        many = owner_client.get(merchant_url("teams:team", merchant))
+
+    assert "Invited by" in page_text(many)
+
+
 def test_the_team_page_says_when_there_are_no_open_invitations(merchant, owner_client):
     response = owner_client.get(merchant_url("teams:team", merchant))
 

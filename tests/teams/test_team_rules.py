@@ -282,6 +282,83 @@ def test_administrator_cannot_resend_an_owner_invitation(
     assert stored_state() == before
 
 
+def test_owner_revokes_an_owner_invitation(merchant, owner, client_for):
+    invitation = services.invitation_create(
+        merchant=merchant, email="co-owner@example.test", role=default_role("owner"), actor=owner
+    )
+
+    response = client_for(owner).post(
+        merchant_url("teams:invitation_revoke", merchant, pk=invitation.pk), follow=True
+    )
+
+    assert "Invitation to co-owner@example.test revoked." in page_text(response)
+    assert reload(invitation).state == Invitation.State.REVOKED
+
+
+def test_administrator_cannot_revoke_an_owner_invitation(
+    merchant, owner, administrator, client_for
+):
+    invitation = services.invitation_create(
+        merchant=merchant, email="co-owner@example.test", role=default_role("owner"), actor=owner
+    )
+    before = stored_state()
+
+    response = client_for(administrator).post(
+        merchant_url("teams:invitation_revoke", merchant, pk=invitation.pk), follow=True
+    )
+    with pytest.raises(Refused, match=ONLY_OWNER_MAKES_OWNER):
+        services.invitation_revoke(invitation=invitation, actor=administrator)
+
+    assert ONLY_OWNER_MAKES_OWNER in page_text(response)
+    assert stored_state() == before
+    assert reload(invitation).state == Invitation.State.PENDING
+
+
+def test_key_manager_revokes_a_view_only_invitation_but_not_a_developer_one(
+    merchant, owner, key_manager, client_for
+):
+    view_only = services.invitation_create(
+        merchant=merchant, email="viewer@example.test", role=default_role("view-only"), actor=owner
+    )
+    developer = services.invitation_create(
+        merchant=merchant, email="dev@example.test", role=default_role("developer"), actor=owner
+    )
+    client = client_for(key_manager)
+
+    allowed = client.post(
+        merchant_url("teams:invitation_revoke", merchant, pk=view_only.pk), follow=True
+    )
+    refused = client.post(
+        merchant_url("teams:invitation_revoke", merchant, pk=developer.pk), follow=True
+    )
+
+    assert "Invitation to viewer@example.test revoked." in page_text(allowed)
+    assert KEY_MANAGER_CANNOT_GIVE_DEVELOPER in page_text(refused)
+    assert reload(view_only).state == Invitation.State.REVOKED
+    assert reload(developer).state == Invitation.State.PENDING
+
+
+def test_the_team_page_offers_resend_and_revoke_only_for_invitations_within_reach(
+    merchant, owner, administrator, client_for
+):
+    owner_invitation = services.invitation_create(
+        merchant=merchant, email="co-owner@example.test", role=default_role("owner"), actor=owner
+    )
+    support_invitation = services.invitation_create(
+        merchant=merchant, email="support@example.test", role=default_role("support"), actor=owner
+    )
+
+    for_administrator = page_html(
+        client_for(administrator).get(merchant_url("teams:team", merchant))
+    )
+    for_owner = page_html(client_for(owner).get(merchant_url("teams:team", merchant)))
+
+    revoke = "teams:invitation_revoke"
+    assert merchant_url(revoke, merchant, pk=owner_invitation.pk) not in for_administrator
+    assert merchant_url(revoke, merchant, pk=support_invitation.pk) in for_administrator
+    assert merchant_url(revoke, merchant, pk=owner_invitation.pk) in for_owner
+
+
 # Nobody changes their own role --------------------------------------------------------------
 
 
@@ -980,6 +1057,46 @@ def test_a_custom_role_offered_by_an_open_invitation_is_not_deleted(merchant, ow
     )
 
     assert "Open invitations offer “Accountant”. Revoke them first." in page_text(response)
+    assert stored_state() == before
+
+
+def test_role_manager_deletes_an_unused_role_within_their_permissions(
+    merchant, role_manager, client_for
+):
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT])
+
+    response = client_for(role_manager).post(
+        merchant_url("teams:role_delete", merchant, pk=role.pk), follow=True
+    )
+
+    assert "Role “Accountant” deleted." in page_text(response)
+    assert not Role.objects.filter(pk=role.pk).exists()
+
+
+def test_role_manager_cannot_delete_a_role_that_includes_a_permission_they_lack(
+    merchant, role_manager, client_for
+):
+    role = RoleFactory(merchant=merchant, name="Accountant", permissions=[VIEW_MERCHANT, VIEW_KEYS])
+    before = stored_state()
+
+    response = client_for(role_manager).post(
+        merchant_url("teams:role_delete", merchant, pk=role.pk), follow=True
+    )
+    with pytest.raises(Refused) as refusal:
+        services.role_delete(role=role, actor=role_manager)
+
+    message = "This role includes permissions you do not hold (View keys), so you cannot change it."
+    assert message in page_text(response)
+    assert refusal.value.message == message
+    assert stored_state() == before
+
+
+def test_role_manager_cannot_delete_the_role_they_hold(merchant, role_manager, role_manager_role):
+    before = stored_state()
+
+    with pytest.raises(Refused, match="You hold this role, so you cannot change it"):
+        services.role_delete(role=role_manager_role, actor=role_manager)
+
     assert stored_state() == before
 
 

@@ -1,0 +1,120 @@
+"""`make demo`'s fake Stripe (issue #12, newcomer bugs): another copy holding port 12111 no
+longer stops the demo; it takes a free port, and a port it cannot have is named."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+from django.conf import settings
+
+from tests.factories import fake_key
+from tests.fake_stripe import DEMO_PORT
+
+
+@pytest.fixture
+def default_port_taken():
+    """Hold 127.0.0.1:12111 as another demo's fake Stripe would (or find it already held)."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", DEMO_PORT))
+        holder.listen()
+    except OSError:
+        pass  # something else holds it already: taken all the same
+    yield DEMO_PORT
+    holder.close()
+
+
+def run_fake_stripe(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tests.fake_stripe", *args],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def account_status(port: int, key: str) -> int | None:
+    """Return the status of GET /v1/account on `port`, or None while nothing answers."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/account", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local
+            json.load(response)
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+@contextmanager
+def demo_stripe_process(port: int):
+    """Start the demo's `stripe` process from Procfile.demo, as `make demo` does."""
+    environment = {**os.environ, "STRIPE_PORT": str(port)}
+    environment["PATH"] = f"{os.path.dirname(sys.executable)}:{environment['PATH']}"
+    honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
+    process = subprocess.Popen(
+        [honcho, "start", "-e", os.devnull, "-f", "Procfile.demo", "stripe"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_demo_port_is_the_documented_one_while_it_is_free():
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEMO_PORT))
+        except OSError:
+            pytest.skip(f"port {DEMO_PORT} is held on this machine")
+    result = run_fake_stripe("--free-port")
+
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == DEMO_PORT
+
+
+def test_demo_fake_stripe_starts_on_a_free_port_while_the_default_one_is_taken(
+    default_port_taken,
+):
+    chosen = run_fake_stripe("--free-port")
+    assert chosen.returncode == 0, chosen.stderr
+    port = int(chosen.stdout)
+    assert port != default_port_taken
+
+    with demo_stripe_process(port) as process:
+        status = None
+        while status is None and process.poll() is None:
+            status = account_status(port, fake_key("sk_test_"))
+            time.sleep(0.1)
+
+    assert status == 200, process.stdout.read()
+
+
+def test_fake_stripe_names_the_port_it_cannot_have(default_port_taken):
+    result = run_fake_stripe("--port", str(default_port_taken))
+
+    assert result.returncode == 1
+    assert f"127.0.0.1:{default_port_taken}" in result.stderr
+    assert "Traceback" not in result.stderr
