@@ -1,4 +1,4 @@
-"""ASGI entry point."""
+"""ASGI entry point. Refuses to load when FIELD_ENCRYPTION_KEY cannot read what is stored."""
 
 import os
 
@@ -7,3 +7,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 application = get_asgi_application()
+
+from credentials.encryption import encryption_key_ensure  # noqa: E402  (needs the apps loaded)
+
+encryption_key_ensure(process="the web application")

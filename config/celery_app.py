@@ -5,6 +5,7 @@ app as Celery's current app: the apps' tasks (`@shared_task`) and `core.queue.en
 it without importing `config`, which sits above them.
 """
 
+import logging
 import os
 
 from celery import Celery
@@ -41,3 +42,22 @@ def _local_state(sender=None, **kwargs) -> None:
     """Give a worker or beat started by hand on a fresh checkout its `.env` and `var/`, as
     `manage.py` does (only with the local settings)."""
     local_state_ensure()
+
+
+@worker_init.connect
+@beat_init.connect
+def _refuse_a_wrong_encryption_key(sender=None, **kwargs) -> None:
+    """Stop a worker or beat whose FIELD_ENCRYPTION_KEY cannot read what is stored.
+
+    SystemExit, not an exception: Celery logs and ignores exceptions raised by signal
+    handlers, and the process would start anyway.
+    """
+    # Imported here: this module loads before Django's apps, whose models this needs.
+    from credentials.encryption import EncryptionKeyMismatch, encryption_key_ensure
+
+    process = "beat" if type(sender).__name__ == "Service" else "the worker"
+    try:
+        encryption_key_ensure(process=process)
+    except EncryptionKeyMismatch as mismatch:
+        logging.getLogger(__name__).critical("%s", mismatch)
+        raise SystemExit(1) from None

@@ -1,4 +1,5 @@
-"""`GET /healthz`: does the app reach its database and its broker?"""
+"""`GET /healthz`: does the app reach its database and its broker, and can it read its
+stored secrets with the configured FIELD_ENCRYPTION_KEY?"""
 
 import logging
 
@@ -8,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from config.celery_app import app as celery_app
+from credentials.encryption import encryption_canary_decrypts
 
 BROKER_TIMEOUT_SECONDS = 2.0
 
@@ -49,8 +51,14 @@ def broker_answers() -> bool:
 @never_cache
 @require_safe
 def healthz(request):
-    """Return 200 when the database and the broker answer, else 503, with both in JSON."""
-    checks = {"database": database_answers(), "broker": broker_answers()}
+    """Return 200 when the database and the broker answer and the encryption keys read the
+    stored canary, else 503, with each answer in JSON."""
+    checks = {
+        "database": database_answers(),
+        "broker": broker_answers(),
+        # Nothing to read yet (a database not migrated) is not a wrong key.
+        "encryption": encryption_canary_decrypts() is not False,
+    }
     healthy = all(checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503

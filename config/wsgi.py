@@ -1,4 +1,7 @@
-"""WSGI entry point (gunicorn config.wsgi)."""
+"""WSGI entry point (gunicorn config.wsgi, and runserver through WSGI_APPLICATION).
+
+The application refuses to load when FIELD_ENCRYPTION_KEY cannot read what is stored.
+"""
 
 import os
 
@@ -7,3 +10,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 application = get_wsgi_application()
+
+from credentials.encryption import encryption_key_ensure  # noqa: E402  (needs the apps loaded)
+
+encryption_key_ensure(process="the web application")

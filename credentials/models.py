@@ -35,6 +35,10 @@ class HelpdeskFlag(models.TextChoices):
     DUPLICATE_ELSEWHERE = "duplicate_elsewhere", "The same key is active at another merchant"
     ACCOUNT_MISMATCH = "account_mismatch", "Test and live keys belong to different accounts"
     LIMITED_PERMISSIONS = "limited_permissions", "Restricted key without access to the account"
+    UNDECRYPTABLE = (
+        "undecryptable",
+        "Keyhouse cannot decrypt this key: check FIELD_ENCRYPTION_KEY on the workers",
+    )
 
 
 class LifecycleState(models.TextChoices):
@@ -98,6 +102,13 @@ class Credential(models.Model):
         max_length=16, choices=VerificationState, default=VerificationState.PENDING
     )
     verification_attempts = models.PositiveSmallIntegerField(default=0)
+    verification_round = models.PositiveSmallIntegerField(
+        default=0,
+        help_text=(
+            "How many times verification started again (re-checks of a key Stripe could not be "
+            "reached for, the helpdesk's Verify again); each round's outcome is mailed once."
+        ),
+    )
     verification_claimed_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker took it; stale claims are retried."
     )

@@ -59,6 +59,19 @@ def credential_fingerprint_active(*, merchant, provider: str, mode: str, fingerp
     )
 
 
+def credential_list_active_by_fingerprint(
+    *, merchant, provider: str, mode: str, fingerprint: str
+) -> list[Credential]:
+    """Return the merchant's active keys of this provider and mode holding the secret with
+    `fingerprint`, locked, without their secrets (at most one, by the unique constraint)."""
+    return list(
+        Credential.objects.active()
+        .filter(merchant=merchant, provider=provider, mode=mode, fingerprint=fingerprint)
+        .select_for_update()
+        .defer("secret")
+    )
+
+
 def credentials_history(*, user, merchant) -> QuerySet[Credential]:
     """Return every key of the merchant, newest first, with who submitted and who revoked,
     and the key that replaced each (its hint only: its secret is never loaded)."""

@@ -6,11 +6,13 @@ that died). Senders that must learn when a kind of mail went out register a hook
 `on_sent(kind)`; the outbox itself knows nothing of what its mail is about.
 """
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from functools import partial
 
 from django.conf import settings
@@ -164,9 +166,21 @@ def _claim(email_id: int, now) -> bool:
     )
 
 
+def message_id(email: OutgoingEmail) -> str:
+    """Return the mail's Message-ID: the same for every attempt, so a receiving system can
+    drop a copy that a crash made us send twice."""
+    digest = hashlib.sha256(email.dedupe_key.encode("utf-8")).hexdigest()[:20]
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "keyhouse.invalid"
+    return f"<keyhouse.{email.pk}.{digest}@{domain}>"
+
+
 def _message(email: OutgoingEmail) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
-        subject=email.subject, body=email.body_text, from_email=email.from_email, to=email.to
+        subject=email.subject,
+        body=email.body_text,
+        from_email=email.from_email,
+        to=email.to,
+        headers={"Message-ID": message_id(email)},
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
@@ -175,51 +189,115 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives:
     return message
 
 
+def _thread(email: OutgoingEmail) -> tuple[str, tuple[str, ...]] | None:
+    """Return what orders this mail against others: its topic and recipients (mail to one
+    recipient about one thing goes out in the order it was created), or None."""
+    return (email.topic, tuple(sorted(email.to))) if email.topic else None
+
+
+def _waiting_earlier(emails: list[OutgoingEmail]) -> set[int]:
+    """Return the ids of `emails` that an earlier unsent mail of their thread, outside this
+    batch, must precede. One query, whatever the batch."""
+    topics = {email.topic for email in emails if email.topic}
+    if not topics:
+        return set()
+    batch = [email.pk for email in emails]
+    earliest: dict[tuple, int] = {}
+    earlier = (
+        OutgoingEmail.objects.filter(
+            state=OutgoingEmail.State.PENDING, topic__in=topics, pk__lt=max(batch)
+        )
+        .exclude(pk__in=batch)
+        .values_list("pk", "topic", "to")
+    )
+    for pk, topic, to in earlier:
+        thread = (topic, tuple(sorted(to)))
+        earliest[thread] = min(pk, earliest.get(thread, pk))
+    return {
+        email.pk
+        for email in emails
+        if (thread := _thread(email)) in earliest and earliest[thread] < email.pk
+    }
+
+
 def _deliver(emails: list[OutgoingEmail]) -> int:
     """Send `emails`, claimed by this worker, over one connection; return how many were sent.
 
-    Each is marked sent only after the mail server accepted it; a failed one is scheduled
-    again with a growing delay and never counted as sent.
+    Each is marked sent in its own transaction as soon as the mail server accepted it, so a
+    worker that dies in the middle of a batch sends none of the accepted ones again. A failed
+    one is scheduled again with a growing delay and never counted as sent; so is any later
+    mail of its thread (same topic and recipients), which waits for it.
     """
-    sent, failed = [], []
+    emails = sorted(emails, key=lambda email: email.pk)
+    held = _waiting_earlier(emails)
+    blocked: set[tuple] = set()
+    sent = 0
     connection = get_connection()
     try:
         connection.open()
     except Exception as error:  # noqa: BLE001  any mail failure: retried, never marked sent
-        failed = [(email, error) for email in emails]
-    else:
         for email in emails:
+            _record_failure(email, error)
+        return 0
+    try:
+        for email in emails:
+            thread = _thread(email)
+            if email.pk in held or (thread is not None and thread in blocked):
+                blocked.add(thread)
+                _release(email)
+                continue
             # Each mail is its own attempt: a message the server refuses (a 4xx for that
             # recipient, say) does not hold back the others.
             try:
                 connection.send_messages([_message(email)])
             except Exception as error:  # noqa: BLE001  retried, never marked sent
-                failed.append((email, error))
+                if thread is not None:
+                    blocked.add(thread)
+                _record_failure(email, error)
             else:
-                sent.append(email)
+                _record_sent(email)
+                sent += 1
+    finally:
         with suppress(Exception):
             connection.close()
+    return sent
+
+
+def _record_sent(email: OutgoingEmail) -> None:
     sent_at = timezone.now()
     with transaction.atomic():
-        if sent:
-            OutgoingEmail.objects.filter(pk__in=[email.pk for email in sent]).update(
-                state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
-            )
-            _run_sent_hooks(sent, sent_at)
-        for email, error in failed:
-            delay = _retry_delay(email.attempts)
-            OutgoingEmail.objects.filter(pk=email.pk).update(
-                next_attempt_at=timezone.now() + timedelta(seconds=delay),
-                last_error=type(error).__name__,
-            )
-            logger.warning(
-                "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
-                email.pk,
-                email.kind,
-                type(error).__name__,
-                delay,
-            )
-    return len(sent)
+        OutgoingEmail.objects.filter(pk=email.pk).update(
+            state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+        )
+        try:
+            # A savepoint: a hook that fails must not undo the record that the mail went out.
+            with transaction.atomic():
+                _run_sent_hooks([email], sent_at)
+        except Exception:
+            logger.exception("A hook on sent mail %s (%s) failed.", email.pk, email.kind)
+
+
+def _record_failure(email: OutgoingEmail, error: Exception) -> None:
+    delay = _retry_delay(email.attempts)
+    OutgoingEmail.objects.filter(pk=email.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        last_error=type(error).__name__,
+    )
+    logger.warning(
+        "Sending mail %s (%s) failed with %s; trying again in %.0f s.",
+        email.pk,
+        email.kind,
+        type(error).__name__,
+        delay,
+    )
+
+
+def _release(email: OutgoingEmail) -> None:
+    """Give back a mail held for an earlier one of its thread: the sweep sends it after."""
+    OutgoingEmail.objects.filter(pk=email.pk, state=OutgoingEmail.State.PENDING).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=settings.EMAIL_RETRY_BASE_SECONDS),
+        attempts=F("attempts") - 1,
+    )
 
 
 def emails_send_due() -> int:

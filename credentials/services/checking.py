@@ -1,6 +1,9 @@
 """Asking Stripe about a key, and locking the key to record the answer: what verification
 and re-verification share."""
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
 from django.views.decorators.debug import sensitive_variables
 
 from credentials.models import Credential, Kind
@@ -10,6 +13,9 @@ from credentials.stripe_client import (
     StripeUnavailable,
     stripe_account_facts,
 )
+
+# The code of a key this worker cannot decrypt (a wrong FIELD_ENCRYPTION_KEY).
+UNDECRYPTABLE = "undecryptable"
 
 # What merchants and the helpdesk read about an outcome: our own sentences, never Stripe's
 # message (which can echo the key).
@@ -47,6 +53,11 @@ REASONS = {
     "no_longer_valid": (
         "Stripe no longer accepts this key, which worked before: {reason} Until a new key is "
         "submitted, the integrations that use it stop working."
+    ),
+    "undecryptable": (
+        "Keyhouse could not read this key to check it: the encryption key it was stored with "
+        "is not configured where it is checked. The helpdesk has been told and will sort it "
+        "out; there is nothing you need to do."
     ),
     "unreachable": (
         "Stripe could not be reached after {attempts} attempts ({what}). The helpdesk has "
@@ -98,3 +109,41 @@ def locked_for_recording(credential_id: int) -> Credential:
         .defer("secret")
         .get(pk=credential_id)
     )
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    """What Stripe answered for one claim, kept when recording it failed (the database went
+    away for a moment), so the retry records it without asking Stripe again. Holds no
+    secret: a task may carry it."""
+
+    claimed_at: datetime
+    code: str
+    transient: bool
+    facts: AccountFacts | None = None
+
+    def as_task_argument(self) -> dict:
+        return {
+            "claimed_at": self.claimed_at.isoformat(),
+            "code": self.code,
+            "transient": self.transient,
+            "facts": asdict(self.facts) if self.facts is not None else None,
+        }
+
+    @classmethod
+    def from_task_argument(cls, data: dict) -> "KnownAnswer":
+        facts = data.get("facts")
+        return cls(
+            claimed_at=datetime.fromisoformat(data["claimed_at"]),
+            code=data["code"],
+            transient=data["transient"],
+            facts=AccountFacts(**facts) if facts is not None else None,
+        )
+
+
+class AnswerNotRecorded(Exception):
+    """The database failed while recording Stripe's answer; `known` lets a retry record it."""
+
+    def __init__(self, known: KnownAnswer):
+        super().__init__("The verification's outcome could not be recorded; retry with it.")
+        self.known = known

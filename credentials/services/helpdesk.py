@@ -114,13 +114,20 @@ def reminders_cancel(*, credential: Credential) -> int:
 
 @on_sent(HELPDESK_SUBMISSION)
 def _helpdesk_told(emails, sent_at) -> None:
-    """Record when the helpdesk was told of a key: the outbox calls this once the notice of a
-    submission went out.
+    """Record when the helpdesk was told of a key, and start its follow-up clock then: the
+    outbox calls this once the notice of a submission went out, so no reminder can overtake
+    a notice the mail server held back.
 
     A hook rather than a fact derived from the mail table when needed: the queue sorts and
-    filters on this column, and the outbox's topic is an opaque string no index joins on.
+    filters on these columns, and the outbox's topic is an opaque string no index joins on.
     """
-    notified = [credential_id_of_topic(email.topic) for email in emails]
+    notified = [pk for pk in map(credential_id_of_topic, (e.topic for e in emails)) if pk]
+    Credential.objects.filter(pk__in=notified, helpdesk_notified_at__isnull=True).update(
+        helpdesk_notified_at=sent_at
+    )
     Credential.objects.filter(
-        pk__in=[pk for pk in notified if pk is not None], helpdesk_notified_at__isnull=True
-    ).update(helpdesk_notified_at=sent_at)
+        pk__in=notified,
+        acknowledged_at__isnull=True,
+        followup_due_at__isnull=True,
+        lifecycle_state=LifecycleState.ACTIVE,
+    ).update(followup_due_at=sent_at + timedelta(seconds=settings.FOLLOWUP_AFTER))

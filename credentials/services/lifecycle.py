@@ -8,6 +8,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -16,6 +17,8 @@ from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from core.queue import enqueue
 from core.redaction import contains_secret
+from core.validators import refuse_control_characters
+from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.checking import REASONS, ask_stripe, locked_for_recording, refusal_reason
 from credentials.services.helpdesk import reminders_cancel
@@ -25,6 +28,7 @@ from credentials.services.notifications import (
     key_target,
     merchant_recipients,
 )
+from credentials.services.submission import VERIFY_TASK
 from teams.permissions import HELPDESK_WORK_QUEUE, REVOKE_KEYS
 
 REVERIFY_TASK = "credentials.tasks.reverify_credential"
@@ -37,6 +41,7 @@ class ReverifyOutcome(StrEnum):
     UNAVAILABLE = "unavailable"  # Stripe did not answer; checked again in an hour
     STILL_VALID = "still_valid"
     REJECTED = "rejected"  # Stripe refuses it now; both sides told
+    VERIFYING_AGAIN = "verifying_again"  # unreachable or unreadable: a new verification round
 
 
 # Rows one sweep handles: bounded, the next sweep takes the rest.
@@ -49,6 +54,73 @@ def next_reverification(after: datetime) -> datetime:
     period = settings.REVERIFY_EVERY
     jitter = random.uniform(-period / 10, period / 10)  # noqa: S311  spreading, not secrecy
     return after + timedelta(seconds=period + jitter)
+
+
+# After an unreachable outcome, verification starts again after these waits (round by round,
+# the last one repeating): Stripe's outages are short, a wrong setting may take a day.
+UNREACHABLE_RECHECKS = (
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+)
+
+
+# Keys the helpdesk may send to be verified again.
+VERIFY_AGAIN_STATES = (VerificationState.REJECTED, VerificationState.UNREACHABLE)
+
+
+def next_unreachable_recheck(after: datetime, *, round_: int) -> datetime:
+    """Return when a key found unreachable at `after`, in verification round `round_`, is
+    verified again."""
+    return after + UNREACHABLE_RECHECKS[min(round_, len(UNREACHABLE_RECHECKS) - 1)]
+
+
+def _verify_again(credential_id: int, *, states, next_reverify_at=None) -> bool:
+    """Start a new verification round for an active key now in one of `states`: pending,
+    attempts from zero, queued after commit. Return False if it was not (anymore) in them.
+
+    With `next_reverify_at`, only if the key's next check is still that one: the claim of a
+    re-check sweep, so two sweeps start one round.
+    """
+    matching = Credential.objects.active().filter(pk=credential_id, verification_state__in=states)
+    if next_reverify_at is not None:
+        matching = matching.filter(next_reverify_at=next_reverify_at)
+    restarted = matching.update(
+        verification_state=VerificationState.PENDING,
+        verification_attempts=0,
+        verification_round=F("verification_round") + 1,
+        verification_next_attempt_at=timezone.now(),
+        verification_claimed_at=None,
+        next_reverify_at=None,
+    )
+    if restarted:
+        transaction.on_commit(lambda: enqueue(VERIFY_TASK, credential_id))
+    return bool(restarted)
+
+
+@refusals_audited
+@transaction.atomic
+def credential_verify_again(*, credential: Credential, actor, request=None) -> Credential:
+    """Verify again, at once, a key Stripe rejected or could not be reached for (the helpdesk
+    fixed something, or the merchant says the key works now). Audited.
+
+    Raise ValidationError if the key is not active, or verified or being verified already.
+    """
+    authorize(actor, HELPDESK_WORK_QUEUE, about=credential.merchant)
+    if not _verify_again(credential.pk, states=VERIFY_AGAIN_STATES):
+        raise ValidationError(
+            "Only an active key that Stripe rejected or could not be reached for can be "
+            "verified again; this one is verified, being verified, or no longer in use."
+        )
+    audit_record(
+        action=AuditEvent.Action.KEY_VERIFY_AGAIN,
+        actor=actor,
+        merchant_id=credential.merchant_id,
+        target=key_target(credential),
+        request=request,
+    )
+    return Credential.objects.defer("secret").get(pk=credential.pk)
 
 
 def _active_in_same_slot(credential: Credential):
@@ -118,6 +190,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     """
     merchant = credential.merchant
     by = authorize(actor, REVOKE_KEYS, merchant, staff_permission=HELPDESK_WORK_QUEUE)
+    refuse_control_characters(reason)
     reason = " ".join(reason.split())[:500]
     if contains_secret(reason):
         raise ValidationError("Describe what happened without pasting the key itself.")
@@ -161,12 +234,16 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
 
 
 def reverifications_queue_due(*, now=None) -> int:
-    """Queue the re-check of every verified active key that is due, spread over the sweep
-    interval so Stripe is not asked about all of them at once. Return how many."""
+    """Queue the re-check of every active key that is due (verified keys daily, keys Stripe
+    could not be reached for on their back-off), spread over the sweep interval so Stripe is
+    not asked about all of them at once. Return how many."""
     now = now or timezone.now()
     due = list(
         Credential.objects.active()
-        .filter(verification_state=VerificationState.VERIFIED, next_reverify_at__lte=now)
+        .filter(
+            verification_state__in=[VerificationState.VERIFIED, VerificationState.UNREACHABLE],
+            next_reverify_at__lte=now,
+        )
         .order_by("next_reverify_at", "pk")
         .values_list("pk", flat=True)[:SWEEP_LIMIT]
     )
@@ -189,27 +266,43 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
     sweeps or a redelivered task check it once. A key Stripe now refuses (rolled or deleted
     on Stripe's side, expired) is marked rejected and both sides are told, once: rejected
     keys are not re-checked. A transient failure changes nothing but the next check's time.
+    A key Stripe could not be reached for is verified again (a new round, with its retries);
+    so is a key this worker cannot decrypt, which verification then reports to the helpdesk.
     """
     now = now or timezone.now()
-    due = (
+    due_key = (
         Credential.objects.active()
         .filter(
             pk=credential_id,
-            verification_state=VerificationState.VERIFIED,
+            verification_state__in=[VerificationState.VERIFIED, VerificationState.UNREACHABLE],
             next_reverify_at__lte=now,
         )
-        .values_list("next_reverify_at", flat=True)
+        .values_list("next_reverify_at", "verification_state")
         .first()
     )
-    if due is None:
+    if due_key is None:
         return ReverifyOutcome.NOT_DUE
+    due, state = due_key
+    if state == VerificationState.UNREACHABLE:
+        with transaction.atomic():
+            restarted = _verify_again(
+                credential_id, states=[VerificationState.UNREACHABLE], next_reverify_at=due
+            )
+        return ReverifyOutcome.VERIFYING_AGAIN if restarted else ReverifyOutcome.NOT_DUE
     claimed = Credential.objects.filter(pk=credential_id, next_reverify_at=due).update(
         next_reverify_at=next_reverification(now)
     )
     if not claimed:
         return ReverifyOutcome.NOT_DUE
-    # values_list() decrypts through the field, as a model instance would.
-    secret = Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
+    try:
+        # values_list() decrypts through the field, as a model instance would.
+        secret = (
+            Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
+        )
+    except SecretDecryptionError:
+        with transaction.atomic():
+            _verify_again(credential_id, states=[VerificationState.VERIFIED])
+        return ReverifyOutcome.VERIFYING_AGAIN
     if not secret:
         return ReverifyOutcome.NOT_DUE
     facts, refused_code, transient = ask_stripe(secret)

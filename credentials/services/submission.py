@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
@@ -9,14 +10,20 @@ from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from core.queue import enqueue
 from credentials.fingerprints import secret_fingerprint
-from credentials.models import Credential, Provider
-from credentials.selectors import credential_fingerprint_active
+from credentials.models import Credential, LifecycleState, Provider, VerificationState
+from credentials.selectors import (
+    credential_fingerprint_active,
+    credential_list_active_by_fingerprint,
+)
+from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import key_target
 from credentials.stripe_keys import StripeKey, check_same_mode
 from merchants.models import Merchant
 from teams.permissions import SUBMIT_KEYS
 
 VERIFY_TASK = "credentials.tasks.verify_credential"
+# A failed submission of a secret does not block submitting the same secret again.
+RESUBMITTABLE = frozenset({VerificationState.REJECTED, VerificationState.UNREACHABLE})
 
 
 class SubmissionRefused(ValidationError):
@@ -45,7 +52,9 @@ def credential_submit(
 
     Needs "Submit and roll keys" (Refused otherwise).
     Raise SubmissionRefused (code "duplicate") when the same secret is already active for this
-    merchant and mode, or (code "mode_mismatch") for keys of different modes.
+    merchant and mode and verified or being verified, or (code "mode_mismatch") for keys of
+    different modes. The same secret submitted again after Stripe rejected it or could not
+    be reached is a new attempt: the failed submission is retired in its favour.
     """
     authorize(actor, SUBMIT_KEYS, merchant)
     try:
@@ -78,15 +87,20 @@ def credential_submit(
             # Locking the merchant serialises submissions for it, so the duplicate check and
             # the insert cannot interleave; the unique constraint backs it up regardless.
             Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
-            if credential_fingerprint_active(
+            same = credential_list_active_by_fingerprint(
                 merchant=merchant,
                 provider=credential.provider,
                 mode=credential.mode,
                 fingerprint=fingerprint,
-            ):
+            )
+            if any(earlier.verification_state not in RESUBMITTABLE for earlier in same):
                 raise duplicate
+            _retire(same)
             credential.verification_next_attempt_at = credential.submitted_at
             credential.save()
+            Credential.objects.filter(pk__in=[earlier.pk for earlier in same]).update(
+                replaced_by=credential
+            )
             audit_record(
                 action=AuditEvent.Action.KEY_SUBMITTED,
                 actor=actor,
@@ -106,3 +120,19 @@ def credential_submit(
             raise duplicate from None
         raise
     return credential
+
+
+def _retire(failed: list[Credential]) -> None:
+    """Retire failed submissions of the secret being submitted again: superseded, secret
+    erased, reminders stopped (their history stays)."""
+    if not failed:
+        return
+    Credential.objects.filter(pk__in=[credential.pk for credential in failed]).update(
+        lifecycle_state=LifecycleState.SUPERSEDED,
+        secret=None,
+        lifecycle_changed_at=timezone.now(),
+        followup_due_at=None,
+        next_reverify_at=None,
+    )
+    for credential in failed:
+        reminders_cancel(credential=credential)

@@ -11,25 +11,31 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, Q
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from core.queue import enqueue
+from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, Mode, VerificationState
 from credentials.services.checking import (
     REASONS,
+    UNDECRYPTABLE,
+    AnswerNotRecorded,
+    KnownAnswer,
     ask_stripe,
     locked_for_recording,
     outage_words,
     refusal_reason,
 )
+from credentials.services.flags import flag_duplicates_elsewhere, helpdesk_flags
 from credentials.services.lifecycle import (
     active_verified_others,
     next_reverification,
+    next_unreachable_recheck,
     supersede_older_keys,
 )
 from credentials.services.notifications import KeyEvent, key_event_notify, key_target
@@ -63,8 +69,9 @@ def _backoff_seconds(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  jitter, not cryptography
 
 
-def _claim_for_verification(credential_id: int, now) -> Credential | None:
-    """Mark the credential as being verified by this worker, or return None if it must not be.
+def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None, bool]:
+    """Mark the credential as being verified by this worker; return it (None if it must not
+    be) and whether its secret could be decrypted (if not, it is loaded without it).
 
     It must not be when it is gone, no longer active, already decided (a redelivered or
     duplicated task), being verified by another worker whose claim is fresh, or waiting for
@@ -91,31 +98,62 @@ def _claim_for_verification(credential_id: int, now) -> Credential | None:
         )
     )
     if not claimed:
-        return None
-    credential = Credential.objects.filter(pk=credential_id).first()
+        return None, True
+    readable = True
+    try:
+        credential = Credential.objects.filter(pk=credential_id).first()
+    except SecretDecryptionError:
+        # A wrong FIELD_ENCRYPTION_KEY here: recorded as such, never retried in a loop.
+        readable = False
+        credential = Credential.objects.filter(pk=credential_id).defer("secret").first()
     # Revoked or claimed by another worker since (the claim went stale meanwhile): not ours.
     if credential is None or not credential.is_active or credential.verification_claimed_at != now:
-        return None
-    return credential
+        return None, True
+    return credential, readable
 
 
 # The claimed credential holds the decrypted secret: kept out of error reports.
 @sensitive_variables("credential")
-def credential_verify(*, credential_id: int) -> VerifyResult:
+def credential_verify(*, credential_id: int, known: KnownAnswer | None = None) -> VerifyResult:
     """Verify one credential with Stripe and record what was learned. Idempotent.
 
     Called by the worker. Stripe is asked outside any transaction (no lock is held while
     waiting for the network); the outcome is recorded only if this worker's claim still
     stands. A decided outcome queues the merchant's and the helpdesk's mail in the same
-    transaction and starts the helpdesk's follow-up clock. Transient failures ask for a retry
-    with back-off until VERIFY_MAX_ATTEMPTS, then the key is marked unreachable.
+    transaction; the helpdesk's follow-up clock starts when its mail has gone out. Transient
+    failures ask for a retry with back-off until VERIFY_MAX_ATTEMPTS, then the key is marked
+    unreachable.
+
+    With `known` (a retry after the database failed while recording), Stripe is not asked
+    again: its answer is recorded if the claim it was given for still stands. A database
+    failure while recording raises AnswerNotRecorded carrying the answer.
     """
-    now = timezone.now()
-    credential = _claim_for_verification(credential_id, now)
-    if credential is None:
-        return VerifyResult(state=VerifyOutcome.SKIPPED)
-    claimed_at = credential.verification_claimed_at
-    facts, code, transient = ask_stripe(credential.secret)
+    if known is None:
+        now = timezone.now()
+        credential, readable = _claim_for_verification(credential_id, now)
+        if credential is None:
+            return VerifyResult(state=VerifyOutcome.SKIPPED)
+        if readable:
+            facts, code, transient = ask_stripe(credential.secret)
+        else:
+            facts, code, transient = None, UNDECRYPTABLE, False
+        known = KnownAnswer(
+            claimed_at=credential.verification_claimed_at,
+            code=code,
+            transient=transient,
+            facts=facts,
+        )
+        del credential
+    try:
+        return _record_answer(credential_id, known)
+    except (OperationalError, InterfaceError):
+        raise AnswerNotRecorded(known) from None
+
+
+def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
+    """Record Stripe's answer for this worker's claim, in one transaction (see
+    credential_verify)."""
+    facts, code, transient, claimed_at = known.facts, known.code, known.transient, known.claimed_at
 
     with transaction.atomic():
         credential = locked_for_recording(credential_id)
@@ -142,6 +180,7 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
                 ]
             )
             return VerifyResult(state=VerifyOutcome.PENDING, retry_in=delay)
+        previous_code = credential.verification_code
         _record_outcome(credential, facts=facts, code=code, transient=transient)
         replaced = (
             supersede_older_keys(credential)
@@ -159,13 +198,16 @@ def credential_verify(*, credential_id: int) -> VerifyResult:
                 "attempts": credential.verification_attempts,
             },
         )
-        _notify_outcome(credential, replaced=replaced)
+        if _worth_telling(credential, previous_code=previous_code):
+            _notify_outcome(credential, replaced=replaced)
     return VerifyResult(state=VerifyOutcome(credential.verification_state))
 
 
 def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
     decided_at = timezone.now()
-    if transient:
+    if code == UNDECRYPTABLE:
+        state, reason = VerificationState.UNREACHABLE, REASONS[UNDECRYPTABLE]
+    elif transient:
         state = VerificationState.UNREACHABLE
         reason = REASONS["unreachable"].format(
             attempts=credential.verification_attempts, what=outage_words(code)
@@ -193,17 +235,21 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
     credential.verification_reason = reason
     credential.verification_next_attempt_at = None
     credential.checked_at = decided_at
-    credential.helpdesk_flags = _helpdesk_flags(credential)
+    credential.helpdesk_flags = helpdesk_flags(credential)
     if HelpdeskFlag.DUPLICATE_ELSEWHERE in credential.helpdesk_flags:
         fingerprint, merchant_id = credential.fingerprint, credential.merchant_id
         transaction.on_commit(
-            lambda: _flag_duplicates_elsewhere(fingerprint=fingerprint, merchant_id=merchant_id)
+            lambda: flag_duplicates_elsewhere(fingerprint=fingerprint, merchant_id=merchant_id)
         )
-    if credential.acknowledged_at is None:
-        credential.followup_due_at = decided_at + timedelta(seconds=settings.FOLLOWUP_AFTER)
-    credential.next_reverify_at = (
-        next_reverification(decided_at) if state == VerificationState.VERIFIED else None
-    )
+    if state == VerificationState.VERIFIED:
+        credential.next_reverify_at = next_reverification(decided_at)
+    elif state == VerificationState.UNREACHABLE:
+        # Not a dead end: the re-check sweep verifies it again, less and less often.
+        credential.next_reverify_at = next_unreachable_recheck(
+            decided_at, round_=credential.verification_round
+        )
+    else:
+        credential.next_reverify_at = None
     credential.save(
         update_fields=[
             "next_reverify_at",
@@ -221,66 +267,14 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
             "verification_next_attempt_at",
             "checked_at",
             "helpdesk_flags",
-            "followup_due_at",
         ]
     )
 
 
-def _helpdesk_flags(credential: Credential) -> list[str]:
-    """Return what the helpdesk should look at. The merchant is never told about others."""
-    active_elsewhere = (
-        Credential.objects.active()
-        .filter(fingerprint=credential.fingerprint)
-        .exclude(merchant_id=credential.merchant_id)
-    )
-    other_mode_accounts = (
-        Credential.objects.active()
-        .filter(
-            merchant_id=credential.merchant_id,
-            provider=credential.provider,
-            verification_state=VerificationState.VERIFIED,
-        )
-        .exclude(mode=credential.mode)
-        .exclude(account_id="")
-        .exclude(account_id=credential.account_id)
-    )
-    # Both questions in one query: the worker asks them for every key it decides.
-    duplicate, mismatch = (
-        Credential.objects.filter(pk=credential.pk)
-        .annotate(duplicate=Exists(active_elsewhere), mismatch=Exists(other_mode_accounts))
-        .values_list("duplicate", "mismatch")
-        .get()
-    )
-    flags = []
-    if duplicate:
-        flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)
-    if mismatch and credential.account_id:
-        flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
-    if credential.limited_permissions:
-        flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
-    return [str(flag) for flag in flags]
-
-
-def _flag_duplicates_elsewhere(*, fingerprint: str, merchant_id: int) -> None:
-    """Flag the other merchants' active keys with this fingerprint as well, so the helpdesk
-    sees the duplicate from both sides, not only on the key verified last.
-
-    Run after the verification committed, one key per transaction: no worker ever holds the
-    locks of two keys at once, so two verifications of the same key cannot deadlock.
-    """
-    flag = str(HelpdeskFlag.DUPLICATE_ELSEWHERE)
-    others = (
-        Credential.objects.active()
-        .filter(fingerprint=fingerprint)
-        .exclude(merchant_id=merchant_id)
-        .values_list("pk", flat=True)
-    )
-    for pk in list(others):
-        with transaction.atomic():
-            other = Credential.objects.select_for_update().defer("secret").filter(pk=pk).first()
-            if other is not None and other.is_active and flag not in other.helpdesk_flags:
-                other.helpdesk_flags = [*other.helpdesk_flags, flag]
-                other.save(update_fields=["helpdesk_flags"])
+def _worth_telling(credential: Credential, *, previous_code: str) -> bool:
+    """Return whether this outcome is news: the first round's always is; a later round (a
+    re-check of an unreachable key, Verify again) only when it ends otherwise than the last."""
+    return not credential.verification_round or credential.verification_code != previous_code
 
 
 def _notify_outcome(credential: Credential, *, replaced=()) -> None:
@@ -295,6 +289,7 @@ def _notify_outcome(credential: Credential, *, replaced=()) -> None:
         credential=credential,
         event=KeyEvent.VERIFICATION,
         merchant_to=[submitter] if submitter else [],
+        occurrence=str(credential.verification_round or ""),
         send_in_process=True,
         replaced=list(replaced),
         still_in_use=still_in_use,

@@ -38,7 +38,7 @@ def test_healthz_reports_ok_when_database_and_broker_answer(client, db, healthz_
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"status": "ok", "database": True, "broker": True}
+    assert response.json() == {"status": "ok", "database": True, "broker": True, "encryption": True}
 
 
 def test_healthz_is_never_cached(client, db, healthz_url):
@@ -61,7 +61,12 @@ def test_healthz_reports_503_when_the_broker_cannot_be_reached(
     response = client.get(healthz_url)
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": True, "broker": False}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": True,
+        "broker": False,
+        "encryption": True,
+    }
 
 
 def test_healthz_answers_quickly_when_the_broker_refuses(
@@ -85,7 +90,12 @@ def test_healthz_reports_503_when_the_database_fails(client, db, healthz_url, mo
     response = client.get(healthz_url)
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": False, "broker": True}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": False,
+        "broker": True,
+        "encryption": True,
+    }
 
 
 def test_healthz_reports_both_failures_at_once(
@@ -96,7 +106,12 @@ def test_healthz_reports_both_failures_at_once(
     response = client.get(healthz_url)
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": False, "broker": False}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": False,
+        "broker": False,
+        "encryption": True,
+    }
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])

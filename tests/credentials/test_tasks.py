@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from celery.signals import task_retry
+from django.db import OperationalError as DatabaseOperationalError
 from django.urls import reverse
 from kombu.exceptions import OperationalError
 
@@ -67,8 +68,53 @@ def credential(merchant, owner):
 
 
 def test_tasks_take_ids_only():
-    assert list(inspect.signature(verify_credential.run).parameters) == ["credential_id"]
+    # `known` is Stripe's answer for a retry after the database failed: facts, never a key.
+    assert list(inspect.signature(verify_credential.run).parameters) == [
+        "credential_id",
+        "known",
+    ]
     assert list(inspect.signature(verifications_requeue_stale.run).parameters) == []
+
+
+def test_a_database_failure_while_recording_is_retried_without_asking_stripe_again(
+    fake_stripe, credential, monkeypatch, retries
+):
+    record = verification.locked_for_recording
+    failures = [DatabaseOperationalError("the server closed the connection unexpectedly")]
+
+    def flaky(credential_id):
+        if failures:
+            raise failures.pop()
+        return record(credential_id)
+
+    monkeypatch.setattr(verification, "locked_for_recording", flaky)
+
+    result = verify_credential.apply(args=[credential.pk])
+
+    assert result.successful()
+    assert reload(credential).verification_state == VerificationState.VERIFIED
+    assert len(fake_stripe.requests_for(credential.secret)) == 1  # asked once, recorded later
+    [retry] = retries
+    assert credential.secret not in repr(retry)
+
+
+def test_a_database_failure_before_stripe_was_asked_is_retried(
+    fake_stripe, credential, monkeypatch, retries
+):
+    claim = verification._claim_for_verification
+    failures = [DatabaseOperationalError("could not connect to server")]
+
+    def flaky(credential_id, now):
+        if failures:
+            raise failures.pop()
+        return claim(credential_id, now)
+
+    monkeypatch.setattr(verification, "_claim_for_verification", flaky)
+
+    verify_credential.apply(args=[credential.pk])
+
+    assert reload(credential).verification_state == VerificationState.VERIFIED
+    assert len(retries) == 1
 
 
 def test_verify_task_verifies_and_returns_none(fake_stripe, credential):

@@ -23,6 +23,7 @@ from mail.services import (
     emails_cancel,
     emails_enqueue,
     emails_send_due,
+    message_id,
     on_sent,
 )
 from tests.factories import CredentialFactory
@@ -291,15 +292,38 @@ def told(monkeypatch):
     return calls
 
 
-def test_a_hook_runs_once_with_the_sent_mails_of_its_kind_and_when_they_were_sent(told, credential):
+def test_a_hook_runs_once_for_each_sent_mail_of_its_kind_with_when_it_was_sent(told, credential):
     hooked = [enqueue(credential, dedupe_key=f"hooked:{n}", kind=HOOKED) for n in (1, 2)]
     enqueue(credential, dedupe_key="other:1")
 
     assert emails_send_due() == 3
 
-    sent_at = stored(hooked[0]).sent_at
-    assert stored(hooked[1]).sent_at == sent_at
-    assert told == [(["hooked:1", "hooked:2"], sent_at)]
+    assert told == [
+        (["hooked:1"], stored(hooked[0]).sent_at),
+        (["hooked:2"], stored(hooked[1]).sent_at),
+    ]
+
+
+def test_a_failing_hook_does_not_undo_the_record_that_the_mail_went_out(
+    monkeypatch, credential, caplog
+):
+    calls = []
+    monkeypatch.setattr("mail.services._SENT_HOOKS", defaultdict(list))
+
+    @on_sent(HOOKED)
+    def broken(emails, sent_at):
+        calls.append(emails)
+        raise RuntimeError("the hook failed")
+
+    email = enqueue(credential, kind=HOOKED)
+
+    assert email_send(email_id=email.pk) is True
+
+    assert stored(email).state == OutgoingEmail.State.SENT
+    assert len(calls) == 1
+    assert "A hook on sent mail" in caplog.text
+    assert emails_send_due() == 0
+    assert len(mail.outbox) == 1
 
 
 def test_a_hook_does_not_run_for_a_mail_the_server_did_not_take(
@@ -504,10 +528,11 @@ def test_a_message_the_server_refuses_does_not_hold_back_the_next_one(
 ):
     settings.EMAIL_BACKEND = f"{BACKENDS}.RefusesFirstMessageBackend"
     RefusesFirstMessageBackend.refused = False
+    other = compose(credential, "batch:2")
+    other.to = ["someone-else@example.test"]  # another thread: not held back by the first
     with django_capture_on_commit_callbacks(execute=True):
         first, second = emails_enqueue(
-            [compose(credential, "batch:1"), compose(credential, "batch:2")],
-            send_in_process=True,
+            [compose(credential, "batch:1"), other], send_in_process=True
         )
 
     assert [m.subject for m in mail.outbox] == [second.subject]
@@ -623,3 +648,50 @@ def test_the_database_refuses_a_second_mail_with_the_same_dedupe_key(credential)
         OutgoingEmail.objects.create(
             dedupe_key=email.dedupe_key, kind=email.kind, to=email.to, subject="x", body_text="x"
         )
+
+
+# Order and duplicates
+
+
+def test_a_later_mail_to_the_same_recipient_about_the_same_thing_waits_for_an_earlier_one(
+    flaky_mail_server, credential
+):
+    flaky_mail_server(1)
+    notice = enqueue(credential, dedupe_key="order:notice")
+    reminder = enqueue(credential, dedupe_key="order:reminder")
+
+    assert email_send(email_id=notice.pk) is False  # the server is down for this one
+    assert email_send(email_id=reminder.pk) is False  # held: the notice has not gone out
+
+    assert stored(reminder).state == OutgoingEmail.State.PENDING
+    assert mail.outbox == []
+
+
+def test_once_the_earlier_mail_went_out_the_later_one_follows_in_order(clock, credential):
+    notice = enqueue(credential, dedupe_key="order:notice")
+    reminder = enqueue(credential, dedupe_key="order:reminder")
+    OutgoingEmail.objects.filter(pk=notice.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+
+    assert emails_send_due() == 0  # the reminder is due, but waits for the notice
+    clock(timedelta(minutes=10))
+    emails_send_due()
+    emails_send_due()
+
+    assert [m.subject for m in mail.outbox] == [notice.subject, reminder.subject]
+    assert stored(notice).sent_at < stored(reminder).sent_at
+
+
+def test_each_mail_keeps_one_message_id_across_attempts(flaky_mail_server, credential, clock):
+    flaky_mail_server(1)
+    email = enqueue(credential)
+    email_send(email_id=email.pk)
+    clock(timedelta(hours=2))
+
+    email_send(email_id=email.pk)
+
+    [sent] = mail.outbox
+    assert sent.extra_headers["Message-ID"] == message_id(stored(email))
+    assert message_id(stored(email)) == message_id(email)
+    assert message_id(email) != message_id(enqueue(credential, dedupe_key="another"))

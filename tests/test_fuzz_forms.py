@@ -1,0 +1,125 @@
+"""Bad input never makes a server error: every portal page that takes a POST, and the admin's
+forms that write, are sent bounded batches of hostile values in each of their fields.
+
+A seeded generator, not a property-based search: the same bodies every run, so a failure
+reproduces, and a bound that keeps the suite quick. Each answer must be a page (2xx), a
+redirect (3xx) or a refusal (4xx), never a 500, and never echo a key that was sent.
+"""
+
+import random
+import re
+
+import pytest
+
+from tests.factories import fake_key
+from tests.portal_routes import portal_routes
+from tests.test_portal_access import _tenant, address, takes
+
+pytestmark = pytest.mark.django_db
+
+BODIES_PER_FORM = 12
+SEED = 20261130
+
+NASTY = (
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\x01\x02\x1b[31m",
+    "\u200b",
+    "\ufeff",
+    "x" * 5000,
+    "é" * 300,
+    "😀" * 100,
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "../../etc/passwd",
+    "%00",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "1e309",
+    "null",
+    "[]",
+    "{}",
+    "true",
+    "\uff33\uff2b\uff3f\uff2c\uff29\uff36\uff25\uff3f",  # SK_LIVE_ in full width
+)
+
+
+def hostile_values(generator: random.Random, secret: str) -> list[str]:
+    """Return the values to try: the fixed nasty ones, key-shaped ones, and random mixes."""
+    keyish = [secret, f"sk_live_ {secret[8:]}", f"SK_LIVE_\u200b{secret[8:]}", "gAAAAA" + "A" * 40]
+    mixed = [
+        "".join(generator.choice(NASTY + tuple(keyish)) for _ in range(generator.randint(1, 4)))
+        for _ in range(6)
+    ]
+    return list(NASTY) + keyish + mixed
+
+
+def field_names(html: str) -> set[str]:
+    """Return the names of the inputs, selects and text areas of a page's forms."""
+    names = set(re.findall(r'<(?:input|select|textarea)[^>]*\sname="([^"]+)"', html))
+    return names - {"csrfmiddlewaretoken"}
+
+
+def bodies(names: set[str], generator: random.Random, secret: str):
+    values = hostile_values(generator, secret)
+    for _ in range(BODIES_PER_FORM):
+        yield {
+            name: (
+                [generator.choice(values) for _ in range(generator.randint(0, 3))]
+                if generator.random() < 0.2
+                else generator.choice(values)
+            )
+            for name in sorted(names)
+            if generator.random() < 0.9
+        }
+
+
+POST_ROUTES = [route for route in portal_routes() if route.name]
+
+
+@pytest.mark.parametrize("route", POST_ROUTES, ids=str)
+def test_no_portal_form_answers_hostile_input_with_a_server_error(
+    route, merchant, owner, client_for
+):
+    tenant = _tenant(merchant, owner)
+    url = address(route, tenant)
+    if not takes(url, "POST"):
+        pytest.skip(f"{route} takes no POST")
+    client = client_for(owner)
+    client.raise_request_exception = False
+    generator = random.Random(f"{SEED}:{route}")
+    secret = fake_key("sk_live_")
+    names = field_names(client.get(url).content.decode()) or {"reason", "note", "email", "role"}
+
+    for body in bodies(names, generator, secret):
+        response = client.post(url, body)
+
+        assert response.status_code < 500, (route, body)
+        assert secret[8:] not in response.content.decode(errors="replace"), (route, body)
+
+
+ADMIN_FORMS = (
+    "admin:merchants_merchant_add",
+    "admin:teams_user_add",
+)
+
+
+@pytest.mark.parametrize("name", ADMIN_FORMS)
+def test_no_admin_form_answers_hostile_input_with_a_server_error(name, superuser, client_for):
+    from django.urls import reverse
+
+    client = client_for(superuser)
+    client.raise_request_exception = False
+    url = reverse(name)
+    generator = random.Random(f"{SEED}:{name}")
+    secret = fake_key("sk_live_")
+    names = field_names(client.get(url).content.decode())
+
+    for body in bodies(names, generator, secret):
+        response = client.post(url, body)
+
+        assert response.status_code < 500, (name, body)
+        assert secret[8:] not in response.content.decode(errors="replace"), (name, body)
