@@ -10,10 +10,11 @@ import random
 import re
 
 import pytest
+from django.urls import resolve, reverse
 
 from tests.factories import fake_key
 from tests.portal_routes import portal_routes
-from tests.test_portal_access import _tenant, address, takes
+from tests.test_portal_access import _tenant, address
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +78,13 @@ def bodies(names: set[str], generator: random.Random, secret: str):
         }
 
 
-POST_ROUTES = [route for route in portal_routes() if route.name]
+def _takes_post(route) -> bool:
+    kwargs = {kwarg: ("any" if kwarg == "slug" else 1) for kwarg in route.kwargs}
+    view_class = resolve(reverse(route.name, kwargs=kwargs)).func.view_class
+    return "post" in view_class.http_method_names and hasattr(view_class, "post")
+
+
+POST_ROUTES = [route for route in portal_routes() if route.name and _takes_post(route)]
 
 
 @pytest.mark.parametrize("route", POST_ROUTES, ids=str)
@@ -86,8 +93,6 @@ def test_no_portal_form_answers_hostile_input_with_a_server_error(
 ):
     tenant = _tenant(merchant, owner)
     url = address(route, tenant)
-    if not takes(url, "POST"):
-        pytest.skip(f"{route} takes no POST")
     client = client_for(owner)
     client.raise_request_exception = False
     generator = random.Random(f"{SEED}:{route}")
@@ -109,8 +114,6 @@ ADMIN_FORMS = (
 
 @pytest.mark.parametrize("name", ADMIN_FORMS)
 def test_no_admin_form_answers_hostile_input_with_a_server_error(name, superuser, client_for):
-    from django.urls import reverse
-
     client = client_for(superuser)
     client.raise_request_exception = False
     url = reverse(name)
