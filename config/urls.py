@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 
 from config.health import healthz
 from teams.sign_in_forms import PortalSignInForm
@@ -9,8 +12,12 @@ admin.site.site_header = "Keyhouse helpdesk"
 admin.site.site_title = "Keyhouse helpdesk"
 admin.site.index_title = "Submissions and merchants"
 
+# A refused merchant page keeps the merchant's navigation (merchants.views.permission_denied).
+handler403 = "merchants.views.permission_denied"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("keyhouse/favicon.ico"))),
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",

@@ -1,53 +1,79 @@
 """The helpdesk's queue of submitted keys. The secret is never a field here, only the hint."""
 
-import contextlib
-
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
 
-from audit.refusals import Refused, authorize_view, holds
+from audit.refusals import holds
 from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
 from credentials.admin_queue import (
     FOLLOWUP_NULLS_LAST,
-    AcknowledgementFilter,
+    WAITING_FOR_MERCHANT_LAST,
     CredentialChangeList,
     FlaggedFilter,
+    QueueFilter,
+    relative_due,
+    short_outcome,
 )
-from credentials.models import Credential, EncryptionCanary
+from credentials.admin_views import KeyActionViewsMixin
+from credentials.models import Credential, EncryptionCanary, VerificationState
 from credentials.services.helpdesk import credential_acknowledge
-from credentials.services.lifecycle import (
-    VERIFY_AGAIN_STATES,
-    credential_revoke,
-    credential_verify_again,
-)
-from credentials.services.reveal import credential_reveal
+from credentials.services.lifecycle import VERIFY_AGAIN_STATES
+from credentials.services.notifications import HELPDESK_REMINDER, HELPDESK_SUBMISSION
+from mail.admin import mail_kind_labels_register
 from teams.permissions import HELPDESK_REVEAL_SECRETS
+
+mail_kind_labels_register(
+    {
+        HELPDESK_SUBMISSION: "A key was submitted: the helpdesk is told Stripe's answer",
+        HELPDESK_REMINDER: "A submission is still waiting: reminder to the helpdesk",
+        "merchant_verification_result": "The merchant is told Stripe's answer about their key",
+        "merchant_key_revoked": "The merchant is told their key was revoked",
+        "helpdesk_key_revoked": "Urgent: the helpdesk is told a key was reported compromised",
+        "merchant_key_no_longer_valid": "The merchant is told Stripe no longer accepts their key",
+        "helpdesk_key_no_longer_valid": "The helpdesk is told Stripe no longer accepts a key",
+    }
+)
+
+
+class CredentialAdminForm(forms.ModelForm):
+    """The key page edits nothing: every field is read-only (CredentialAdmin)."""
+
+    class Meta:
+        model = Credential
+        fields = ()
+        # Read-only fields show their model's help text: these are written for developers.
+        help_texts = {"verification_reason": "", "replaced_by": ""}
+        labels = {
+            "verification_reason": "What the merchant was told",
+            "verification_code": "Stripe's code",
+        }
 
 
 @admin.register(Credential)
-class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
+class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
+    form = CredentialAdminForm
     change_form_template = "admin/credentials/credential/change_form.html"
+    # The columns an agent decides by, narrow enough for 1280 pixels beside the filters.
     list_display = (
         "merchant",
-        "provider",
-        "mode",
-        "kind",
+        "provider_mode",
         "secret_hint",
-        "verification_state",
-        "lifecycle_state",
-        "next_followup",
-        "acknowledged",
+        "stripe_said",
         "flagged",
-        "submitted_at",
-        "submitted_by",
+        "followup",
+        "acknowledged_by_label",
     )
+    list_display_links = ("secret_hint",)
     list_filter = (
-        AcknowledgementFilter,
+        QueueFilter,
         FlaggedFilter,
         "verification_state",
         "lifecycle_state",
@@ -56,13 +82,16 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
         "kind",
     )
     actions = ("acknowledge_selected",)
-    list_select_related = ("merchant", "submitted_by")
+    list_select_related = ("merchant", "acknowledged_by")
     search_fields = ("merchant__name", "merchant__slug", "secret_hint", "account_id")
     date_hierarchy = "submitted_at"
-    # The helpdesk's queue: what is due for a follow-up first, then the newest.
-    ordering = (FOLLOWUP_NULLS_LAST["followup_due_at"], "-submitted_at")
+    # The helpdesk's queue: what is due for a follow-up first, then the newest; keys only the
+    # merchant can fix after those.
+    ordering = (WAITING_FOR_MERCHANT_LAST, FOLLOWUP_NULLS_LAST["followup_due_at"], "-submitted_at")
     list_per_page = 50
     show_full_result_count = False
+    # The portal's key page is for the merchant's members: staff would get a 404 there.
+    view_on_site = False
     # `secret` is excluded explicitly as well as being non-editable: it must never become a
     # form field, even if someone later lists every field here.
     exclude = ("secret",)
@@ -77,7 +106,7 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
                     "kind",
                     "secret_hint",
                     "publishable_key",
-                    "requested_integrations",
+                    "integrations",
                     "note",
                     "submitted_by",
                     "submitted_at",
@@ -89,10 +118,10 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "verification_state",
+                    "verification_reason",
+                    "verification_code",
                     "verification_attempts",
                     "checked_at",
-                    "verification_code",
-                    "verification_reason",
                     "account_id",
                     "account_name",
                     "account_country",
@@ -133,17 +162,60 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
         ),
     )
 
-    @admin.display(description="Next follow-up", ordering="followup_due_at")
-    def next_followup(self, obj):
-        return obj.followup_due_at
+    @admin.display(description="Key", ordering="mode")
+    def provider_mode(self, obj):
+        return f"{obj.get_provider_display()} · {obj.get_mode_display()}"
 
-    @admin.display(description="Acknowledged", boolean=True, ordering="acknowledged_at")
-    def acknowledged(self, obj):
-        return obj.acknowledged_at is not None
+    @admin.display(description="What Stripe said", ordering="verification_state")
+    def stripe_said(self, obj):
+        return short_outcome(obj)
 
-    @admin.display(description="Flagged", boolean=True)
+    @admin.display(description="Flags")
     def flagged(self, obj):
-        return bool(obj.helpdesk_flags)
+        if not obj.helpdesk_flags:
+            return ""
+        # A warning sign whose text alternative is the flags themselves (Django's boolean
+        # icons would show a green tick for "something is wrong").
+        labels = "Please check: " + "; ".join(obj.helpdesk_flag_labels)
+        return format_html(
+            '<img src="{}" alt="{}" title="{}" class="keyhouse-flag-icon">',
+            static("admin/img/icon-alert.svg"),
+            labels,
+            labels,
+        )
+
+    @admin.display(description="Follow-up", ordering="followup_due_at")
+    def followup(self, obj):
+        if not obj.is_active or obj.acknowledged_at:
+            return "-"
+        if obj.verification_state == VerificationState.REJECTED:
+            return "Waiting for the merchant"
+        if obj.followup_due_at is None:
+            return "Not started"
+        now = timezone.now()
+        return format_html(
+            '<time datetime="{}" title="{}" class="{}">{}</time>',
+            obj.followup_due_at.isoformat(),
+            localize(localtime(obj.followup_due_at)),
+            "keyhouse-overdue" if obj.followup_due_at <= now else "keyhouse-due",
+            relative_due(obj.followup_due_at, now=now),
+        )
+
+    @admin.display(description="Acknowledged by", ordering="acknowledged_at")
+    def acknowledged_by_label(self, obj):
+        if obj.acknowledged_at is None:
+            return "-"
+        return obj.acknowledged_by.email if obj.acknowledged_by else "a former agent"
+
+    @admin.display(description="Integrations requested")
+    def integrations(self, obj):
+        labels = obj.requested_integration_labels
+        if not labels:
+            return "None"
+        return format_html(
+            '<ul class="keyhouse-list">{}</ul>',
+            format_html_join("", "<li>{}</li>", ((label,) for label in labels)),
+        )
 
     @admin.display(description="Please check")
     def flags(self, obj):
@@ -155,15 +227,23 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
         description="Acknowledge selected submissions (stops reminders)", permissions=["change"]
     )
     def acknowledge_selected(self, request, queryset):
-        if not self.has_change_permission(request):
+        if not self.has_work_permission(request):
             raise PermissionDenied
-        # Only the ids are needed: select_related(None) drops list_select_related, which
-        # cannot be combined with only().
+        # select_related(None) drops list_select_related, which cannot be combined with only().
+        rows = list(queryset.select_related(None).only("pk"))
         done = sum(
             credential_acknowledge(credential=credential, actor=request.user, request=request)
-            for credential in queryset.select_related(None).only("pk")
+            for credential in rows
         )
-        skipped = queryset.count() - done
+        # Counted from the selection, not from the queryset again: the waiting filter no longer
+        # holds the rows just acknowledged, nor those a colleague acknowledged meanwhile.
+        if request.POST.get("select_across") == "1":
+            selected = [credential.pk for credential in rows]
+        else:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        skipped = (
+            Credential.objects.filter(pk__in=selected, acknowledged_at__isnull=False).count() - done
+        )
         self.message_user(
             request,
             ngettext(
@@ -176,181 +256,18 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    def get_urls(self):
-        acknowledge = self.admin_site.admin_view(require_POST(self.acknowledge_view))
-        verify_again = self.admin_site.admin_view(require_POST(self.verify_again_view))
-        revoke = self.admin_site.admin_view(self.revoke_view)
-        # admin_view() makes these pages never cached (no-store, private).
-        reveal = self._not_found_for_members(self.admin_site.admin_view(self.reveal_view))
-        return [
-            path(
-                "<path:object_id>/acknowledge/",
-                acknowledge,
-                name="credentials_credential_acknowledge",
-            ),
-            path(
-                "<path:object_id>/verify-again/",
-                verify_again,
-                name="credentials_credential_verify_again",
-            ),
-            path("<path:object_id>/revoke/", revoke, name="credentials_credential_revoke"),
-            path("<path:object_id>/reveal/", reveal, name="credentials_credential_reveal"),
-            *super().get_urls(),
-        ]
-
-    def _credential_or_404(self, request, object_id, *, change: bool):
-        credential = self.get_object(request, object_id)
-        if credential is None:
-            raise Http404("No such submission.")
-        if change and not self.has_change_permission(request, credential):
-            raise PermissionDenied
-        return credential
-
-    def revoke_view(self, request, object_id):
-        """Report a key compromised from the helpdesk: a confirmation page, then a POST."""
-        credential = self._credential_or_404(request, object_id, change=True)
-        error = None
-        if request.method == "POST":
-            try:
-                credential_revoke(
-                    credential=credential,
-                    actor=request.user,
-                    reason=request.POST.get("reason", ""),
-                    request=request,
-                )
-            except ValidationError as refusal:
-                error = refusal.messages[0]
-            else:
-                self.message_user(
-                    request,
-                    f"{credential.secret_hint} revoked and erased; the merchant was told to roll "
-                    "it at Stripe.",
-                    messages.WARNING,
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:credentials_credential_change", args=[credential.pk])
-                )
-        return TemplateResponse(
-            request,
-            "admin/credentials/credential/revoke.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "original": credential,
-                "title": f"Report {credential.secret_hint} compromised",
-                "error": error,
-            },
-        )
-
-    def reveal_view(self, request, object_id):
-        """Show the secret once to a helpdesk lead, after a POST with a reason and a fresh code
-        from the lead's authenticator app (`otp_token`); never cached.
-
-        Everybody else, staff included, is refused (403), and the refusal is audited; so is a
-        lead's missing or wrong code, which the form shows.
-        """
-        credential = self._credential_or_404(request, object_id, change=False)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": credential,
-            "title": f"Reveal {credential.secret_hint}",
-            "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
-            "verify_again_states": VERIFY_AGAIN_STATES,
-        }
-        if request.method == "POST":
-            try:
-                secret = credential_reveal(
-                    credential=credential,
-                    actor=request.user,
-                    reason=request.POST.get("reason", ""),
-                    otp_token=request.POST.get("otp_token", ""),
-                    request=request,
-                )
-            except ValidationError as refusal:
-                context["error"] = refusal.messages[0]
-            except Refused as refusal:
-                if not context["can_reveal"]:
-                    raise
-                context["error"] = refusal.message
-                context["reason"] = request.POST.get("reason", "")
-            else:
-                response = TemplateResponse(
-                    request,
-                    "admin/credentials/credential/revealed.html",
-                    {**context, "secret": secret},
-                )
-                # Cache-Control comes from admin_view(); Pragma is for HTTP/1.0 caches.
-                response["Pragma"] = "no-cache"
-                return response
-        elif not context["can_reveal"]:
-            # A refused visit is audited like a refused POST (and answered 403).
-            authorize_view(
-                actor=request.user,
-                permission=HELPDESK_REVEAL_SECRETS,
-                about=credential.merchant,
-                request=request,
-            )
-        return TemplateResponse(request, "admin/credentials/credential/reveal.html", context)
-
-    def _not_found_for_members(self, view):
-        """Return `view` answering a signed-in member (not staff) 404, whatever the method,
-        instead of the admin's sign-in page; the attempt on an existing key is audited in its
-        merchant's trail."""
-
-        def staff_only(request, object_id):
-            if request.user.is_authenticated and not request.user.is_staff:
-                credential = self.get_object(request, object_id)
-                if credential is not None:
-                    with contextlib.suppress(Refused):  # audited; the answer stays 404
-                        authorize_view(
-                            actor=request.user,
-                            permission=HELPDESK_REVEAL_SECRETS,
-                            about=credential.merchant,
-                            request=request,
-                        )
-                raise Http404("No such page.")
-            return view(request, object_id)
-
-        return staff_only
-
-    def acknowledge_view(self, request, object_id):
-        """The "Acknowledge" button on the change page: a POST, then back to the page."""
-        credential = self._credential_or_404(request, object_id, change=True)
-        if credential_acknowledge(credential=credential, actor=request.user, request=request):
-            self.message_user(request, "Acknowledged: no more reminders.", messages.SUCCESS)
-        else:
-            self.message_user(request, "This submission was already acknowledged.")
-        return HttpResponseRedirect(
-            reverse("admin:credentials_credential_change", args=[credential.pk])
-        )
-
-    def verify_again_view(self, request, object_id):
-        """The "Verify again" button on a key Stripe rejected or could not be reached for: a
-        POST, then back to the page, which shows it being verified."""
-        credential = self._credential_or_404(request, object_id, change=True)
-        try:
-            credential_verify_again(credential=credential, actor=request.user, request=request)
-        except ValidationError as refusal:
-            self.message_user(request, refusal.messages[0], messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"{credential.secret_hint} is being verified again; its outcome will show here "
-                "and is mailed if it changed.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(
-            reverse("admin:credentials_credential_change", args=[credential.pk])
-        )
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {
             **(extra_context or {}),
+            "can_work": self.has_work_permission(request),
             "can_reveal": holds(request.user, HELPDESK_REVEAL_SECRETS),
             "verify_again_states": VERIFY_AGAIN_STATES,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"title": "The helpdesk queue", **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def get_changelist(self, request, **kwargs):
         return CredentialChangeList
@@ -362,6 +279,21 @@ class CredentialAdmin(GuardedAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Every fact here was recorded by the system; the helpdesk acts through actions.
         return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def has_work_permission(self, request, obj=None):
+        """Return True if the user may work the queue: acknowledge, verify again, revoke.
+
+        That is Django's "change" permission on keys, which the list action asks for too.
+        """
+        return super().has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        # A key's page shows what the system recorded and nothing is editable there: as a
+        # view-only page it offers no Save, and a POST to it is refused instead of reporting
+        # a change. The queue's work goes through the actions and buttons.
+        if obj is not None:
+            return False
+        return self.has_work_permission(request)
 
     def has_add_permission(self, request):
         # Keys come from merchants through the portal, never typed into the admin.

@@ -8,6 +8,7 @@ from core.validators import refuse_control_characters
 from credentials.stripe_keys import (
     MAX_KEY_LENGTH,
     StripeKey,
+    browser_rules,
     check_same_mode,
     parse_publishable_key,
     parse_secret_key,
@@ -41,6 +42,18 @@ class RedactedOnErrorBoundField(BoundField):
         return super().value()
 
 
+class SecretKeyBoundField(RedactedOnErrorBoundField):
+    """The secret's bound field: once the page asks for the secret again (it is never
+    redisplayed), the input is described by that request too."""
+
+    @property
+    def aria_describedby(self):
+        described_by = super().aria_describedby
+        if described_by is not None and getattr(self.form, "secret_cleared", False):
+            return " ".join(filter(None, (f"{self.auto_id}_again", described_by)))
+        return described_by
+
+
 class StripeKeyField(forms.CharField):
     """A CharField whose cleaned value is a parsed StripeKey.
 
@@ -48,8 +61,10 @@ class StripeKeyField(forms.CharField):
     refusal says what is wrong with the key and how to fix it.
     """
 
-    def __init__(self, *, parse, **kwargs):
+    def __init__(self, *, parse, asks_again: bool = False, **kwargs):
         self.parse = parse
+        # The secret: never redisplayed, so after an error the page asks for it again.
+        self.asks_again = asks_again
         super().__init__(max_length=MAX_KEY_LENGTH, **kwargs)
 
     def widget_attrs(self, widget):
@@ -66,7 +81,8 @@ class StripeKeyField(forms.CharField):
         return self.parse(value)
 
     def get_bound_field(self, form, field_name):
-        return RedactedOnErrorBoundField(form, self, field_name)
+        bound_field = SecretKeyBoundField if self.asks_again else RedactedOnErrorBoundField
+        return bound_field(form, self, field_name)
 
 
 class NoteField(forms.CharField):
@@ -103,6 +119,7 @@ class CredentialSubmitForm(forms.Form):
     )
     secret_key = StripeKeyField(
         parse=parse_secret_key,
+        asks_again=True,
         label="Secret or restricted key",
         help_text=(
             "Starts with sk_ or rk_. It is encrypted when stored and never shown again; you "
@@ -144,5 +161,18 @@ class CredentialSubmitForm(forms.Form):
             try:
                 check_same_mode(publishable=publishable, secret=secret)
             except forms.ValidationError as error:
-                self.add_error(None, error)
+                # Beside the secret key, where the page's script shows it as it is typed.
+                self.add_error("secret_key", error)
         return cleaned
+
+    @property
+    def browser_rules(self) -> dict:
+        """Return the rules and messages the page's script checks keys with as they are typed
+        (`credentials.stripe_keys.browser_rules`), for `json_script`."""
+        return browser_rules()
+
+    @property
+    def secret_cleared(self) -> bool:
+        """Return True if a secret was sent but the form is shown again without it (it is
+        never redisplayed): the page asks for it again."""
+        return bool(self.is_bound and self.errors and self.data.get("secret_key", "").strip())

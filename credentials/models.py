@@ -29,6 +29,8 @@ class VerificationState(models.TextChoices):
     VERIFIED = "verified", "Verified"
     REJECTED = "rejected", "Rejected by Stripe"
     UNREACHABLE = "unreachable", "Stripe could not be reached"
+    # Retired (replaced or revoked) before Stripe answered: nothing will verify it any more.
+    NOT_VERIFIED = "not_verified", "Not verified"
 
 
 class HelpdeskFlag(models.TextChoices):
@@ -209,6 +211,7 @@ class Credential(models.Model):
                         "verified",
                         "rejected",
                         "unreachable",
+                        "not_verified",
                     ]
                 ),
                 name="cred_verification_state_valid",

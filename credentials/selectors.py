@@ -4,10 +4,18 @@ Lists and pages never load the encrypted column: decrypting is for verification 
 page that decrypted every key would grow slower with each one stored.
 """
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from dataclasses import dataclass
+
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Subquery, Value, When
 from django.http import Http404
+from django.utils import timezone
 
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
+
+# Stripe's answers that leave a key out of use: refused, or not checked yet after retries.
+FAILED_STATES = (VerificationState.REJECTED, VerificationState.UNREACHABLE)
+# Verification not over: the key page follows it.
+WAITING_STATES = (VerificationState.PENDING, VerificationState.VERIFYING)
 
 
 def _for_display(*, user, merchant) -> QuerySet[Credential]:
@@ -21,7 +29,12 @@ def _for_display(*, user, merchant) -> QuerySet[Credential]:
 def credential_get_for_member(*, user, merchant, pk: int) -> Credential:
     """Return credential `pk` of `merchant` if `user` is a member there; else raise Http404."""
     try:
-        return _for_display(user=user, merchant=merchant).get(pk=pk)
+        return (
+            _for_display(user=user, merchant=merchant)
+            .select_related("replaced_by")
+            .defer("replaced_by__secret")
+            .get(pk=pk)
+        )
     except (Credential.DoesNotExist, ValueError):
         raise Http404("No such key.") from None
 
@@ -48,6 +61,76 @@ def credentials_current_by_mode(*, user, merchant) -> dict[str, Credential | Non
         .order_by(failed_last, "-submitted_at", "-pk")
     )
     return {mode: active.filter(mode=mode).first() for mode in Mode.values}
+
+
+@dataclass(frozen=True)
+class ModeKeys:
+    """The keys of one mode as the merchant page tells them.
+
+    `current` is the key to follow (see `credentials_current_by_mode`); `in_use` the newest
+    verified active key, the one the integration uses; `failed_roll` a newer key Stripe refused
+    or could not check while `in_use` stays; `retired` the last key revoked or replaced.
+    """
+
+    mode: str
+    label: str
+    current: Credential | None
+    in_use: Credential | None
+    failed_roll: Credential | None
+    retired: Credential | None
+
+    @property
+    def replacing(self) -> Credential | None:
+        """Return the key in use that the current one replaces once verified, or None."""
+        if self.current and self.in_use and self.current.pk != self.in_use.pk:
+            return self.in_use
+        return None
+
+    @property
+    def emptied(self) -> bool:
+        """Return True if the mode had keys and has no active one now (its key was revoked)."""
+        return self.current is None and self.retired is not None
+
+
+def _newest(queryset: QuerySet[Credential]) -> Subquery:
+    return Subquery(queryset.order_by("-submitted_at", "-pk").values("pk")[:1])
+
+
+def credentials_by_mode(*, user, merchant) -> list[ModeKeys]:
+    """Return the keys of each mode (test, then live) for the merchant page.
+
+    Two queries per mode, whatever the number of stored keys: the newest active key, the
+    newest that Stripe did not refuse and the newest verified one in one, the last retired
+    key in the other.
+    """
+    active = _for_display(user=user, merchant=merchant).filter(
+        lifecycle_state=LifecycleState.ACTIVE
+    )
+    summaries = []
+    for mode, label in Mode.choices:
+        slot = active.filter(mode=mode)
+        keys = list(
+            slot.filter(
+                Q(pk=_newest(slot))
+                | Q(pk=_newest(slot.exclude(verification_state__in=FAILED_STATES)))
+                | Q(pk=_newest(slot.filter(verification_state=VerificationState.VERIFIED)))
+            ).order_by("-submitted_at", "-pk")
+        )
+        newest = keys[0] if keys else None
+        # As credentials_current_by_mode: a failed key does not hide one still in use.
+        current = next((k for k in keys if k.verification_state not in FAILED_STATES), newest)
+        in_use = next((k for k in keys if k.verification_state == VerificationState.VERIFIED), None)
+        summaries.append(
+            ModeKeys(
+                mode=mode,
+                label=label,
+                current=current,
+                in_use=in_use,
+                failed_roll=newest if newest is not None and newest != current else None,
+                retired=credential_last_retired(user=user, merchant=merchant, mode=mode),
+            )
+        )
+    return summaries
 
 
 def credential_fingerprint_active(*, merchant, provider: str, mode: str, fingerprint: str) -> bool:
@@ -104,13 +187,16 @@ class OnboardingStatus:
     ENABLED = "enabled", "Enabled"
 
 
-def merchant_onboarding_status(*, current_credentials) -> tuple[str, str]:
+def merchant_onboarding_status(*, current_credentials, emptied_modes: int = 0) -> tuple[str, str]:
     """Return (code, label) of the onboarding status for the current key of each mode.
 
     awaiting keys → keys submitted → verified | needs attention → enabled (every current key
-    verified and acknowledged by the helpdesk).
+    verified and acknowledged by the helpdesk). A mode whose key was revoked and not replaced
+    (`emptied_modes` of them) needs attention too, whatever the other mode's key says.
     """
     credentials = [credential for credential in current_credentials if credential is not None]
+    if emptied_modes:
+        return OnboardingStatus.NEEDS_ATTENTION
     if not credentials:
         return OnboardingStatus.AWAITING_KEYS
     states = {credential.verification_state for credential in credentials}
@@ -121,3 +207,57 @@ def merchant_onboarding_status(*, current_credentials) -> tuple[str, str]:
     if all(credential.acknowledged_at for credential in credentials):
         return OnboardingStatus.ENABLED
     return OnboardingStatus.VERIFIED
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """Whether a key is in use, in words: `code` for styling, `label` for people."""
+
+    code: str
+    label: str
+
+
+def credential_status(credential: Credential) -> KeyStatus:
+    """Return whether `credential` is in use, from its lifecycle and Stripe's answer.
+
+    An active key is in use only once Stripe accepted it: a key Stripe refused reads "Not in
+    use", never "Active", though it stays stored for the helpdesk to verify again.
+    """
+    if credential.lifecycle_state == LifecycleState.REVOKED:
+        return KeyStatus("revoked", "Revoked")
+    if credential.lifecycle_state == LifecycleState.SUPERSEDED:
+        return KeyStatus("superseded", "Replaced by a newer key")
+    state = credential.verification_state
+    if state == VerificationState.VERIFIED:
+        return KeyStatus("active", "Active")
+    if state == VerificationState.REJECTED:
+        return KeyStatus("rejected", "Not in use (Stripe rejected it)")
+    if state == VerificationState.UNREACHABLE:
+        return KeyStatus("unreachable", "Not in use yet (Stripe could not be reached)")
+    return KeyStatus("waiting", "Not in use yet (waiting for Stripe)")
+
+
+# The helpdesk's queue. A key waits for the helpdesk while it is in use and nobody has
+# acknowledged it, whatever Stripe said; a rejected one waits for the merchant (only they can
+# submit a working key), so it is never overdue and never reminded.
+WAITING_FOR_HELPDESK = Q(lifecycle_state=LifecycleState.ACTIVE, acknowledged_at__isnull=True)
+WAITING_FOR_MERCHANT = WAITING_FOR_HELPDESK & Q(verification_state=VerificationState.REJECTED)
+
+
+def followup_overdue(*, now) -> Q:
+    """Return the condition of a waiting key whose follow-up was due by `now`."""
+    return (
+        WAITING_FOR_HELPDESK
+        & ~Q(verification_state=VerificationState.REJECTED)
+        & Q(followup_due_at__lte=now)
+    )
+
+
+def credentials_queue_counts(*, now=None) -> dict[str, int]:
+    """Return how many keys wait for the helpdesk (`waiting`) and how many of those are past
+    their follow-up (`overdue`), in one query."""
+    now = now or timezone.now()
+    return Credential.objects.aggregate(
+        waiting=Count("pk", filter=WAITING_FOR_HELPDESK),
+        overdue=Count("pk", filter=followup_overdue(now=now)),
+    )

@@ -29,6 +29,82 @@ _TYPE_BY_PREFIX = {"pk": PUBLISHABLE, "sk": Kind.SECRET, "rk": Kind.RESTRICTED}
 WHERE_TO_COPY = "Copy it from the Stripe dashboard (Developers → API keys)."
 
 
+def _expected(wanted: tuple[str, ...]) -> str:
+    prefixes = [
+        f"{prefix}_{mode}_"
+        for prefix, key_type in _TYPE_BY_PREFIX.items()
+        if key_type in wanted
+        for mode in ("test", "live")
+    ]
+    return ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
+
+
+# How each field is named in the messages, and the prefixes it takes.
+_FIELD_WORDS = {
+    PUBLISHABLE: {"name": "publishable key", "expected": _expected((PUBLISHABLE,))},
+    Kind.SECRET: {"name": "secret key", "expected": _expected((Kind.SECRET, Kind.RESTRICTED))},
+}
+
+# Every refusal of a key, in one place: the server formats these, and the key form's script
+# (credentials/static/credentials/js/key-form.js) receives them through `browser_rules()`, so
+# a mistake reads the same as it is typed and after it is submitted. `{name}` placeholders are
+# filled in by both.
+MESSAGES = {
+    "too_long": (
+        "This is {length} characters long, more than any Stripe key ({max_length} at most). "
+        "Check that only the {field} was pasted, then paste it again."
+    ),
+    "non_ascii": (
+        "This contains characters that Stripe keys never have (such as accented letters or "
+        "curly quotes), often picked up by a word processor or email. Copy the key again from "
+        "the Stripe dashboard (Developers → API keys)."
+    ),
+    "not_a_stripe_key": f"This is not a Stripe {{field}}: it should start with {{expected}}. "
+    f"{WHERE_TO_COPY}",
+    "inner_whitespace": (
+        "This contains a space, line break or other invisible character inside the key. "
+        "Paste the key again as one unbroken line."
+    ),
+    "quoted": (
+        "This has quotation marks around the key. Remove the quotation marks, then paste the "
+        "key again."
+    ),
+    "encrypted_value": "This looks like an encrypted value, not a Stripe key. Stripe keys "
+    f"start with {{expected}}. {WHERE_TO_COPY}",
+    "publishable_in_secret_field": (
+        "This is a publishable key; paste it in the publishable key field, and put the secret "
+        "key (sk_…) or restricted key (rk_…) here."
+    ),
+    "secret_in_publishable_field": (
+        "This is a {key_type} key; paste it in the secret key field, and put the publishable "
+        "key (pk_…) here."
+    ),
+    "only_the_prefix": (
+        "This is only the beginning of a key (“{prefix}”). Copy the whole key with the "
+        "dashboard's copy button and paste it again."
+    ),
+    "invalid_characters": "After “{prefix}” a Stripe key has only letters and digits; this "
+    f"one has other characters. {WHERE_TO_COPY}",
+    "too_short": (
+        "This key is too short: Stripe keys have at least {min_body_length} letters and "
+        "digits after “{prefix}”, this one has {body_length}. Check that it was copied in full "
+        "(the dashboard's copy button copies all of it)."
+    ),
+    "mode_mismatch": (
+        "The {secret_type} key is a {secret_mode} key but the publishable key is a "
+        "{publishable_mode} key. Use both keys from the same mode: in the Stripe dashboard, "
+        "switch Test mode {test_mode_switch} and copy both keys from there."
+    ),
+}
+# The ValidationError code of each message (codes predate the catalogue and are kept).
+MESSAGE_CODES = {
+    **{message: message for message in MESSAGES},
+    "publishable_in_secret_field": "swapped",
+    "secret_in_publishable_field": "swapped",
+    "only_the_prefix": "too_short",
+}
+
+
 @dataclass(frozen=True)
 class StripeKey:
     """A well-formed Stripe key. Its repr never shows the key."""
@@ -70,102 +146,67 @@ def parse_secret_key(value: str) -> StripeKey:
 def check_same_mode(*, publishable: StripeKey, secret: StripeKey) -> None:
     """Raise ValidationError when the two keys come from different modes."""
     if publishable.mode != secret.mode:
-        raise ValidationError(
-            f"The {secret.type} key is a {secret.mode} key but the publishable key is a "
-            f"{publishable.mode} key. Use both keys from the same mode: in the Stripe dashboard, "
-            f"switch Test mode {'off' if secret.mode == 'live' else 'on'} and copy both keys "
-            "from there.",
-            code="mode_mismatch",
+        raise _refusal(
+            "mode_mismatch",
+            secret_type=secret.type,
+            secret_mode=secret.mode,
+            publishable_mode=publishable.mode,
+            test_mode_switch="off" if secret.mode == "live" else "on",
         )
 
 
-def _not_a_stripe_key(field: str, expected: str) -> ValidationError:
-    return ValidationError(
-        f"This is not a Stripe {field}: it should start with {expected}. {WHERE_TO_COPY}",
-        code="not_a_stripe_key",
-    )
+def _refusal(message: str, **values) -> ValidationError:
+    return ValidationError(MESSAGES[message].format(**values), code=MESSAGE_CODES[message])
 
 
 def _parse(value: str, *, wanted: tuple[str, ...]) -> StripeKey:
     value = value.strip()
-    field = "publishable key" if PUBLISHABLE in wanted else "secret key"
-    prefixes = [
-        f"{prefix}_{mode}_"
-        for prefix, key_type in _TYPE_BY_PREFIX.items()
-        if key_type in wanted
-        for mode in ("test", "live")
-    ]
-    expected = ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
+    field = _FIELD_WORDS[PUBLISHABLE if PUBLISHABLE in wanted else Kind.SECRET]
+    words = {"field": field["name"], "expected": field["expected"]}
     if len(value) > MAX_KEY_LENGTH:
-        raise ValidationError(
-            f"This is {len(value)} characters long, more than any Stripe key "
-            f"({MAX_KEY_LENGTH} at most). Check that only the {field} was pasted, then "
-            "paste it again.",
-            code="too_long",
-        )
+        raise _refusal("too_long", length=len(value), max_length=MAX_KEY_LENGTH, **words)
     if not value.isascii():
-        raise ValidationError(
-            "This contains characters that Stripe keys never have (such as accented letters "
-            "or curly quotes), often picked up by a word processor or email. Copy the key "
-            "again from the Stripe dashboard (Developers → API keys).",
-            code="non_ascii",
-        )
+        raise _refusal("non_ascii")
     if any(char.isspace() or not char.isprintable() for char in value):
         if not _LOOKS_LIKE_A_KEY.match(value):
             # Text with spaces that is not a key at all ("my secret key", "Bearer sk_…")
             # gets the message about what a key looks like, not about spaces inside one.
-            raise _not_a_stripe_key(field, expected)
-        raise ValidationError(
-            "This contains a space, line break or other invisible character inside the key. "
-            "Paste the key again as one unbroken line.",
-            code="inner_whitespace",
-        )
+            raise _refusal("not_a_stripe_key", **words)
+        raise _refusal("inner_whitespace")
     if value[:1] in _QUOTES or value[-1:] in _QUOTES:
-        raise ValidationError(
-            "This has quotation marks around the key. Remove the quotation marks, then paste "
-            "the key again.",
-            code="quoted",
-        )
+        raise _refusal("quoted")
     if _FERNET_TOKEN.match(value):
-        raise ValidationError(
-            "This looks like an encrypted value, not a Stripe key. Stripe keys start with "
-            f"{expected}. {WHERE_TO_COPY}",
-            code="encrypted_value",
-        )
+        raise _refusal("encrypted_value", **words)
     match = _PREFIXED.match(value)
     if match is None:
-        raise _not_a_stripe_key(field, expected)
+        raise _refusal("not_a_stripe_key", **words)
     key_type = _TYPE_BY_PREFIX[match["type"]]
     if key_type not in wanted:
         if key_type == PUBLISHABLE:
-            message = (
-                "This is a publishable key; paste it in the publishable key field, and put "
-                "the secret key (sk_…) or restricted key (rk_…) here."
-            )
-        else:
-            message = (
-                f"This is a {key_type} key; paste it in the secret key field, and put the "
-                "publishable key (pk_…) here."
-            )
-        raise ValidationError(message, code="swapped")
-    body = match["body"]
+            raise _refusal("publishable_in_secret_field")
+        raise _refusal("secret_in_publishable_field", key_type=key_type)
+    body, prefix = match["body"], f"{match['type']}_{match['mode']}_"
     if not body:
-        raise ValidationError(
-            f"This is only the beginning of a key (“{match['type']}_{match['mode']}_”). Copy the "
-            "whole key with the dashboard's copy button and paste it again.",
-            code="too_short",
-        )
+        raise _refusal("only_the_prefix", prefix=prefix)
     if not _BODY.match(body):
-        raise ValidationError(
-            f"After “{match['type']}_{match['mode']}_” a Stripe key has only letters and digits; "
-            f"this one has other characters. {WHERE_TO_COPY}",
-            code="invalid_characters",
-        )
+        raise _refusal("invalid_characters", prefix=prefix)
     if len(body) < MIN_BODY_LENGTH:
-        raise ValidationError(
-            f"This key is too short: Stripe keys have at least {MIN_BODY_LENGTH} letters and "
-            f"digits after “{match['type']}_{match['mode']}_”, this one has {len(body)}. Check "
-            "that it was copied in full (the dashboard's copy button copies all of it).",
-            code="too_short",
+        raise _refusal(
+            "too_short", prefix=prefix, min_body_length=MIN_BODY_LENGTH, body_length=len(body)
         )
     return StripeKey(value=value, type=str(key_type), mode=match["mode"])
+
+
+def browser_rules() -> dict:
+    """Return what the key form's script needs to refuse keys as the server does, with the
+    server's own words: the messages (with `{name}` placeholders), the words for each field
+    and the lengths. The page passes it to the script with `json_script`."""
+    return {
+        "messages": MESSAGES,
+        "fields": {
+            "publishable_key": _FIELD_WORDS[PUBLISHABLE],
+            "secret_key": _FIELD_WORDS[Kind.SECRET],
+        },
+        "min_body_length": MIN_BODY_LENGTH,
+        "max_length": MAX_KEY_LENGTH,
+    }

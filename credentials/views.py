@@ -1,21 +1,25 @@
 """Merchant pages about keys: the merchant page (its keys per mode and their history),
-submitting keys, one key's page, and reporting a key compromised."""
+submitting keys (a roll names the key it replaces), one key's page with its status for the
+page to follow, and reporting a key compromised."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
+from django.utils.functional import cached_property
+from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
 from credentials.forms import CredentialSubmitForm
-from credentials.models import Mode
 from credentials.selectors import (
+    WAITING_STATES,
     credential_get_for_member,
-    credential_last_retired,
-    credentials_current_by_mode,
+    credential_status,
+    credentials_by_mode,
     credentials_history,
     merchant_onboarding_status,
 )
@@ -40,20 +44,7 @@ class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user, merchant = self.request.user, self.merchant
         can_view_keys = user.has_perm(VIEW_KEYS, merchant)
-        current = credentials_current_by_mode(user=user, merchant=merchant) if can_view_keys else {}
-        modes = [
-            (
-                mode,
-                label,
-                current.get(mode),
-                # Why a mode has no key: its last key was revoked or replaced. Asked for every
-                # mode, so the page costs the same queries whatever the keys' states.
-                credential_last_retired(user=user, merchant=merchant, mode=mode)
-                if can_view_keys
-                else None,
-            )
-            for mode, label in Mode.choices
-        ]
+        modes = credentials_by_mode(user=user, merchant=merchant) if can_view_keys else []
         history = (
             Paginator(
                 credentials_history(user=user, merchant=merchant), HISTORY_PAGE_SIZE
@@ -64,7 +55,10 @@ class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
         return super().get_context_data(
             can_view_keys=can_view_keys,
             modes=modes,
-            onboarding_status=merchant_onboarding_status(current_credentials=current.values()),
+            onboarding_status=merchant_onboarding_status(
+                current_credentials=[keys.current for keys in modes],
+                emptied_modes=sum(keys.emptied for keys in modes),
+            ),
             history=history,
             **kwargs,
         )
@@ -80,7 +74,37 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
     def get_initial(self):
         return {"requested_integrations": self.merchant.requested_integrations}
 
+    @cached_property
+    def replacing(self):
+        """Return the active key a roll (`?replaces=<id>`) replaces, or None."""
+        pk = self.request.GET.get("replaces")
+        if not pk:
+            return None
+        try:
+            credential = credential_get_for_member(
+                user=self.request.user, merchant=self.merchant, pk=pk
+            )
+        except Http404:
+            return None
+        return credential if credential.is_active else None
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(replacing=self.replacing, **kwargs)
+
     def form_valid(self, form):
+        replacing, secret_key = self.replacing, form.cleaned_data["secret_key"]
+        if replacing is not None and secret_key.mode != replacing.mode:
+            form.add_error(
+                "secret_key",
+                ValidationError(
+                    f"You are rolling the {replacing.get_mode_display().lower()} key "
+                    f"{replacing.secret_hint}, but this is a {secret_key.mode} key. Paste "
+                    f"{replacing.get_mode_display().lower()} keys, or submit {secret_key.mode} "
+                    "keys from the merchant page instead.",
+                    code="roll_mode_mismatch",
+                ),
+            )
+            return self.form_invalid(form)
         try:
             credential = credential_submit(
                 merchant=self.merchant,
@@ -95,10 +119,23 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
             field = "secret_key" if error.code == "duplicate" else None
             form.add_error(field, error)
             return self.form_invalid(form)
+        if not self.request.user.has_perm(VIEW_KEYS, self.merchant):
+            # The team rules give "View keys" with "Submit and roll keys"; a role from before
+            # that rule still gets a receipt rather than a page it may not open.
+            messages.success(
+                self.request,
+                f"Your {credential.get_mode_display().lower()} key {credential.secret_hint} is "
+                "stored encrypted and will now be verified with Stripe. You will get an email "
+                "with the result.",
+            )
+            return redirect(self.merchant.get_absolute_url())
         return redirect(credential.get_absolute_url() + "?submitted=1")
 
 
 class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
+    """One key: what Stripe said and the helpdesk's progress. While Stripe has not answered,
+    the page follows the key's status (`CredentialStatusView`) and shows the outcome."""
+
     permission_required = VIEW_KEYS
     template_name = "credentials/detail.html"
 
@@ -106,8 +143,38 @@ class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
         credential = credential_get_for_member(
             user=self.request.user, merchant=self.merchant, pk=self.kwargs["pk"]
         )
+        waiting = credential.is_active and credential.verification_state in WAITING_STATES
         return super().get_context_data(
-            credential=credential, just_submitted="submitted" in self.request.GET, **kwargs
+            credential=credential,
+            status=credential_status(credential),
+            waiting=waiting,
+            # The receipt is for the page right after submitting, while Stripe has not answered.
+            just_submitted="submitted" in self.request.GET and waiting,
+            **kwargs,
+        )
+
+
+@method_decorator(never_cache, name="dispatch")
+class CredentialStatusView(MerchantPermissionRequiredMixin, View):
+    """A key's verification status as JSON, for its page to follow while Stripe has not
+    answered. The same facts as the page, never the secret nor the publishable key."""
+
+    permission_required = VIEW_KEYS
+    http_method_names = ["get"]
+
+    def get(self, request, *args, **kwargs):
+        credential = credential_get_for_member(
+            user=request.user, merchant=self.merchant, pk=kwargs["pk"]
+        )
+        status = credential_status(credential)
+        return JsonResponse(
+            {
+                "verification_state": credential.verification_state,
+                "verification_label": credential.get_verification_state_display(),
+                "status": status.code,
+                "status_label": status.label,
+                "waiting": credential.is_active and credential.verification_state in WAITING_STATES,
+            }
         )
 
 

@@ -8,6 +8,7 @@ that died). Senders that must learn when a kind of mail went out register a hook
 
 import hashlib
 import logging
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
@@ -61,6 +62,23 @@ def _run_sent_hooks(emails: list[OutgoingEmail], sent_at) -> None:
             hook(sent, sent_at)
 
 
+RecipientsTimeZone = Callable[[list[str]], str]
+_recipients_time_zone: list[RecipientsTimeZone] = []
+
+
+def time_zone_of_recipients(resolver: RecipientsTimeZone) -> RecipientsTimeZone:
+    """Register `resolver(addresses)`, which names the time zone (IANA) that times in mail to
+    `addresses` are written in. The app that knows people's zones registers it; until then
+    mail is written in TIME_ZONE."""
+    _recipients_time_zone[:] = [resolver]
+    return resolver
+
+
+def _time_zone_for(addresses: list[str]) -> zoneinfo.ZoneInfo:
+    name = _recipients_time_zone[0](addresses) if _recipients_time_zone else settings.TIME_ZONE
+    return zoneinfo.ZoneInfo(name)
+
+
 def email_compose(
     *,
     dedupe_key: str,
@@ -71,17 +89,21 @@ def email_compose(
     topic: str = "",
     urgent: bool = False,
 ) -> OutgoingEmail:
-    """Return a mail rendered from `emails/<template>`, not stored yet. Templates never
-    receive a secret."""
+    """Return a mail rendered from `emails/<template>`, not stored yet, with times in the
+    recipients' zone (`time_zone_of_recipients`). Templates never receive a secret."""
     context = {"site_url": settings.SITE_URL, **context}
-    subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+    # Times in the mail are written in its recipients' zone.
+    with timezone.override(_time_zone_for(list(to))):
+        subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+        body_text = render_to_string(f"emails/{template}.txt", context)
+        body_html = render_to_string(f"emails/{template}.html", context)
     return OutgoingEmail(
         dedupe_key=dedupe_key,
         kind=kind,
         to=list(to),
         subject=subject[:255],
-        body_text=render_to_string(f"emails/{template}.txt", context),
-        body_html=render_to_string(f"emails/{template}.html", context),
+        body_text=body_text,
+        body_html=body_html,
         topic=topic,
         urgent=urgent,
     )

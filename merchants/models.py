@@ -1,9 +1,9 @@
 """The merchant: the tenant whose keys the helpdesk needs."""
 
-from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django_countries.fields import CountryField
 
 
 class Integration(models.TextChoices):
@@ -22,9 +22,19 @@ class Integration(models.TextChoices):
         return [label for value, label in cls.choices if value in chosen]
 
 
-country_code_validator = RegexValidator(
-    r"^[A-Z]{2}$", "Enter the two-letter country code in capitals, such as GB or DE."
+UNKNOWN_COUNTRY = (
+    "This is not a country we know: choose it from the list (or type its English name, or its "
+    "two-letter code such as DE)."
 )
+
+
+class CountryCodeField(CountryField):
+    """An ISO 3166 country, stored as its two-letter code. A form built from it (the admin's)
+    refuses an unknown value without repeating it: what was typed may be a pasted key."""
+
+    def formfield(self, **kwargs):
+        kwargs.setdefault("error_messages", {"invalid_choice": UNKNOWN_COUNTRY})
+        return super().formfield(**kwargs)
 
 
 class Merchant(models.Model):
@@ -35,9 +45,8 @@ class Merchant(models.Model):
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=32, blank=True)
     website = models.URLField(blank=True)
-    country = models.CharField(
-        max_length=2, blank=True, validators=[country_code_validator], help_text="ISO 3166 code."
-    )
+    # Stored as the ISO 3166 two-letter code, shown by name.
+    country = CountryCodeField(blank=True)
     requested_integrations = models.JSONField(
         default=list, blank=True, help_text="Integration values, see merchants.models.Integration."
     )

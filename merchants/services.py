@@ -105,8 +105,10 @@ def merchant_update_profile(*, merchant: Merchant, actor, request=None, **change
     merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
     changed = {}
     for field, value in changes.items():
-        if getattr(merchant, field) != value:
-            changed[field] = {"from": getattr(merchant, field), "to": value}
+        # As stored (the country's code rather than its Country object), for the audit trail.
+        current = Merchant._meta.get_field(field).get_prep_value(getattr(merchant, field))
+        if current != value:
+            changed[field] = {"from": current, "to": value}
             setattr(merchant, field, value)
     if not changed:
         return merchant

@@ -1,17 +1,19 @@
-"""The dashboard and the merchant profile. The merchant page itself, which is about its
-keys, is `credentials.views.MerchantView`."""
+"""The dashboard, the merchant profile and the page of a refusal. The merchant page itself,
+which is about its keys, is `credentials.views.MerchantView`."""
 
 from copy import copy
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.shortcuts import redirect
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.generic import FormView, TemplateView
 
+from audit.refusals import Refused
 from merchants.forms import MerchantProfileForm
 from merchants.mixins import MerchantPermissionRequiredMixin
 from merchants.permissions import EDIT_MERCHANT_PROFILE
-from merchants.selectors import merchant_list_for_member
+from merchants.selectors import merchant_get_for_member, merchant_list_for_member
 from merchants.services import merchant_update_profile
 
 
@@ -47,3 +49,21 @@ class MerchantProfileEditView(MerchantPermissionRequiredMixin, FormView):
         )
         messages.success(self.request, "Profile saved.")
         return redirect(self.merchant.get_absolute_url())
+
+
+def permission_denied(request, exception):
+    """Answer 403 with the refusal page (`handler403`). A member refused a page of their own
+    merchant keeps that merchant's navigation, so the way on is one click away."""
+    merchant = None
+    refused_in = getattr(exception, "merchant", None)
+    if (
+        isinstance(exception, Refused)
+        and not exception.hidden
+        and refused_in is not None
+        and request.user.is_authenticated
+    ):
+        try:
+            merchant = merchant_get_for_member(user=request.user, slug=refused_in.slug)
+        except Http404:  # not (or no longer) a member: the page names no merchant
+            merchant = None
+    return render(request, "403.html", {"merchant": merchant}, status=403)

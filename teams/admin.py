@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models import Count, Q
 
 from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
-from merchants.models import Merchant
+from merchants.models import Integration, Merchant
 from merchants.services import PROFILE_FIELDS, STAFF_FIELDS, merchant_update_profile
 from teams.models import Invitation, Membership, Role, User
 from teams.services import merchant_create_with_owner
@@ -175,8 +175,23 @@ class MerchantAdmin(GuardedAdminMixin, admin.ModelAdmin):
     # Merchants type their address without a scheme; assume https, not Django 5's http.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = (MembershipInline,)
+    # The portal's merchant page is for its members: staff would get a 404 there.
+    view_on_site = False
     ordering = ("name",)
     fields = (*STAFF_FIELDS, "slug", *PROFILE_FIELDS)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "requested_integrations":
+            # The catalogue as checkboxes, as in the portal's profile form, not its stored JSON.
+            return forms.MultipleChoiceField(
+                choices=Integration.choices,
+                widget=forms.CheckboxSelectMultiple,
+                required=False,
+                label="Integrations to switch on",
+                # Django's message would repeat the value, which could be a pasted key.
+                error_messages={"invalid_choice": "Choose integrations from the list."},
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

@@ -17,3 +17,8 @@ class TeamsConfig(AppConfig):
         # permissions exist, leaves the groups matching the code. Connected here, not
         # imported at module level: the app registry is not ready while apps.py loads.
         post_migrate.connect(_ensure_helpdesk_groups, dispatch_uid="ensure_helpdesk_groups")
+        # Mail is written in its recipients' time zone, which their accounts know.
+        from mail.services import time_zone_of_recipients
+        from teams.time_zones import time_zone_for_addresses
+
+        time_zone_of_recipients(time_zone_for_addresses)

@@ -5,18 +5,38 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 
 from audit.models import AuditEvent
+from core.moments import time_zone_names
 from core.validators import SecretFreeTextMixin
 from teams.models import Role
 from teams.permissions import CATALOGUE
-from teams.rules import refusal_to_grant
+from teams.rules import refusal_to_grant, role_permission_names
+
+
+class RoleOption(str):
+    """A role's label among radio buttons: its name, with its description and the labels of
+    its permissions for the page to spell out."""
+
+    def __new__(cls, role, perms):
+        option = super().__new__(cls, role.name)
+        option.description = role.description
+        option.permission_labels = [entry.label for entry in CATALOGUE if entry.perm in perms]
+        return option
 
 
 class RoleChoiceField(forms.ModelChoiceField):
+    """A role to give, as radio buttons that say what each role may do."""
+
+    widget = forms.RadioSelect
+
     def label_from_instance(self, role):
-        return f"{role.name} — {role.description}" if role.description else role.name
+        return role.name
 
 
 class _RoleFormMixin:
+    # A new member starts with the least the inviter may give; a change starts from the role
+    # held.
+    default_to_least_powerful = False
+
     def __init__(self, *args, actor, merchant, **kwargs):
         super().__init__(*args, **kwargs)
         self.actor, self.merchant = actor, merchant
@@ -25,14 +45,22 @@ class _RoleFormMixin:
         # reason and audits the attempt. Another merchant's role stays an unknown choice.
         field = self.fields["role"]
         field.queryset = Role.objects.available_to(merchant).order_by("merchant_id", "pk")
-        field.choices = [
-            (role.pk, field.label_from_instance(role))
-            for role in field.queryset.prefetch_related("permissions__content_type")
+        offered = [
+            (role, role_permission_names(role))
+            for role in field.queryset
             if refusal_to_grant(actor, merchant, role) is None
         ]
+        field.choices = [(role.pk, RoleOption(role, perms)) for role, perms in offered]
+        if self.default_to_least_powerful and offered and not self.initial.get("role"):
+            # Fewest permissions; among equals the later one, as the defaults run from Owner
+            # down to View only.
+            least = min(enumerate(offered), key=lambda item: (len(item[1][1]), -item[0]))
+            self.initial["role"] = least[1][0].pk
 
 
 class InvitationForm(SecretFreeTextMixin, _RoleFormMixin, forms.Form):
+    default_to_least_powerful = True
+
     email = forms.EmailField(
         label="Email address",
         error_messages={
@@ -138,3 +166,48 @@ class AuditFilterForm(forms.Form):
         self.fields["member"].choices = [("", "All members")] + [
             (membership.user_id, membership.user.email) for membership in members
         ]
+
+
+# The regions of the IANA database people live in; its other names (US/Eastern, Etc/GMT+5)
+# are aliases and are still accepted when a browser reports one.
+TIME_ZONE_REGIONS = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
+
+
+def time_zone_choices(current: str = "") -> list:
+    """Return the zones to choose from, grouped by region, with `current` among them."""
+    names = {name for name in time_zone_names() if name.partition("/")[0] in TIME_ZONE_REGIONS}
+    choices: list = [("UTC", "UTC")]
+    if current and current not in names and current != "UTC":
+        choices.append((current, current.replace("_", " ")))
+    for region in TIME_ZONE_REGIONS:
+        zones = sorted(name for name in names if name.startswith(f"{region}/"))
+        choices.append(
+            (region, [(name, name.partition("/")[2].replace("_", " ")) for name in zones])
+        )
+    return choices
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Every time in the portal and in your mail is shown in this zone.",
+        error_messages={
+            "required": "Choose your time zone from the list.",
+            "invalid_choice": "Choose your time zone from the list, such as Europe/Berlin.",
+        },
+    )
+
+    def __init__(self, *args, current: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices(current)

@@ -9,7 +9,17 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.moments import is_time_zone
 from teams.permissions import OWNER
+
+
+def time_zone_validator(value: str) -> None:
+    """Refuse a name that is not a time zone this machine knows."""
+    if value and not is_time_zone(value):
+        raise ValidationError(
+            f"“{value}” is not a time zone: choose one from the list, such as Europe/Berlin.",
+            code="unknown_time_zone",
+        )
 
 
 class UserManager(BaseUserManager):
@@ -48,6 +58,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[time_zone_validator],
+        help_text="IANA name such as Europe/Berlin; empty until chosen or detected.",
+    )
 
     objects = UserManager()
 

@@ -15,8 +15,16 @@ from teams.permissions import (
     CATALOGUE_BY_PERM,
     INVITE_MEMBERS,
     OWNER,
+    REVOKE_KEYS,
+    SUBMIT_KEYS,
+    VIEW_KEYS,
     VIEW_MERCHANT,
 )
+
+# Permissions used through another's pages: whoever submits a key is sent to its page to
+# follow the verification (and mailed its address), and keys are reported compromised from
+# the list of keys, so both come with "View keys".
+PERMISSION_NEEDS = {SUBMIT_KEYS: VIEW_KEYS, REVOKE_KEYS: VIEW_KEYS}
 
 
 def permission_objects(perms) -> list:
@@ -46,8 +54,12 @@ def held_permissions(user, merchant) -> frozenset[str]:
     return frozenset(perm for perm in ALL_MERCHANT_PERMISSIONS if user.has_perm(perm, merchant))
 
 
+def _sorted(perms) -> list[str]:
+    return sorted(perms, key=_catalogue_order)
+
+
 def _labels(perms) -> str:
-    return ", ".join(CATALOGUE_BY_PERM[perm].label for perm in sorted(perms, key=_catalogue_order))
+    return ", ".join(CATALOGUE_BY_PERM[perm].label for perm in _sorted(perms))
 
 
 def _catalogue_order(perm: str) -> int:
@@ -110,6 +122,22 @@ def refusal_to_manage_member(actor, membership) -> str | None:
     return None
 
 
+def refusal_to_leave(membership) -> str | None:
+    """Why the member of `membership` may not leave its merchant, or None: the last Owner
+    stays, so that someone can always manage the team."""
+    if not membership.role.is_owner:
+        return None
+    owners = Membership.objects.filter(
+        merchant_id=membership.merchant_id, role__merchant__isnull=True, role__slug=OWNER
+    )
+    if owners.count() > 1:
+        return None
+    return (
+        f"You are the last Owner of {membership.merchant.name}, so you cannot leave: make "
+        "someone else an Owner first."
+    )
+
+
 def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
     """Why `actor` may not create (or, with `role`, edit) a custom role with `perms`, or None."""
     unknown = set(perms) - ALL_MERCHANT_PERMISSIONS
@@ -125,6 +153,13 @@ def refusal_to_define_role(actor, merchant, perms, role=None) -> str | None:
     missing = set(perms) - held_permissions(actor, merchant)
     if missing:
         return f"You cannot give a role permissions you do not hold ({_labels(missing)})."
+    unmet = {perm for perm in perms if PERMISSION_NEEDS.get(perm, VIEW_MERCHANT) not in perms}
+    if unmet:
+        named = " and ".join(f"“{CATALOGUE_BY_PERM[perm].label}”" for perm in _sorted(unmet))
+        return (
+            f"Include “View keys” with {named}: a member who submits a key is sent to its "
+            "page to follow its verification, and keys are reported from that list."
+        )
     if role is not None:
         return refusal_to_change_role(actor, merchant, role)
     return None

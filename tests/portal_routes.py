@@ -15,6 +15,7 @@ MERCHANT_KWARG = "slug"
 # made-up pk would turn every answer into a 404 that proves nothing.
 PK_KINDS = {
     "credentials:detail": "credential",
+    "credentials:status": "credential",
     "credentials:revoke": "credential",
     "teams:member": "membership",
     "teams:member_remove": "membership",

@@ -61,6 +61,7 @@ PAGE_NEEDS = {
     "merchants:profile": EDIT_MERCHANT_PROFILE,
     "credentials:submit": SUBMIT_KEYS,
     "credentials:detail": VIEW_KEYS,
+    "credentials:status": VIEW_KEYS,
     "credentials:revoke": REVOKE_KEYS,
     "teams:team": VIEW_TEAM,
     "teams:invite": INVITE_MEMBERS,

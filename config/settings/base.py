@@ -11,6 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from core.durations import parse_duration_seconds
+from core.moments import is_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "encrypted_model_fields",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_countries",
     "audit",
     "mail",
     "merchants",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): signed in with a TOTP code in this session.
     "django_otp.middleware.OTPMiddleware",
+    # Times are written in the signed-in person's zone (teams.time_zones).
+    "teams.time_zones.TimeZoneMiddleware",
     # Members of a team that requires two-factor sign-in enrol or give a code first.
     "teams.middleware.TeamTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -131,6 +135,8 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Datetimes in the admin read as everywhere else, "5 Mar 2026, 14:05 CET" (core.moments).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
@@ -182,6 +188,12 @@ vars().update(env.email_url_config(_EMAIL_ALIASES.get(_email_url, _email_url)))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Keyhouse <keyhouse@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 HELPDESK_EMAIL = env("HELPDESK_EMAIL", default="helpdesk@keyhouse.invalid")
+# The zone of times in mail to the helpdesk, and in the admin for staff who chose none.
+HELPDESK_TIME_ZONE = env("HELPDESK_TIME_ZONE", default="UTC")
+if not is_time_zone(HELPDESK_TIME_ZONE):
+    raise ImproperlyConfigured(
+        f"HELPDESK_TIME_ZONE: {HELPDESK_TIME_ZONE!r} is not a time zone (such as Europe/Berlin)."
+    )
 # Unset, the links point at this machine's web port: WEB_PORT, which `make run` gives every
 # process (honcho renumbers PORT per process: the worker, which sends the mail, gets PORT+100),
 # else PORT.

@@ -44,3 +44,5 @@ VERIFY_RETRY_BASE_SECONDS = 0.05
 EMAIL_RETRY_BASE_SECONDS = 0.05
 STRIPE_TIMEOUT_SECONDS = 2.0
 STRIPE_MAX_NETWORK_RETRIES = 1
+# The Chromium the browser tests drive (tests/browser/): Debian's package unless set.
+BROWSER_EXECUTABLE = os.environ.get("BROWSER_EXECUTABLE", "/usr/bin/chromium")

@@ -9,7 +9,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
-from credentials.models import Credential, LifecycleState
+from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.notifications import (
     HELPDESK_REMINDER,
     HELPDESK_SUBMISSION,
@@ -50,6 +50,9 @@ def credential_acknowledge(*, credential: Credential, actor, request=None) -> bo
 def followups_send_due(*, now=None) -> int:
     """Queue one reminder to the helpdesk for each unacknowledged submission now due.
 
+    A key Stripe rejected is not reminded: it waits for the merchant, who alone can submit
+    one that works (its clock stays, so reminders resume if it is verified again).
+
     Rows are claimed with SELECT … FOR UPDATE SKIP LOCKED and a conditional update, so two
     sweeps running at once never remind twice; the next reminder is due FOLLOWUP_AFTER from
     now, so reminders missed while workers were down go out once, not once per missed period.
@@ -66,6 +69,7 @@ def followups_send_due(*, now=None) -> int:
                 followup_due_at__lte=now,
                 lifecycle_state=LifecycleState.ACTIVE,
             )
+            .exclude(verification_state=VerificationState.REJECTED)
             .order_by("followup_due_at", "pk")
             .values_list("pk", "followup_due_at", "reminders_sent")[:SWEEP_BATCH]
         )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -123,6 +123,23 @@ def credential_verify_again(*, credential: Credential, actor, request=None) -> C
     return Credential.objects.defer("secret").get(pk=credential.pk)
 
 
+def verification_settled() -> dict:
+    """Return the update that ends a retired key's verification: a key replaced or revoked
+    before Stripe answered is "not verified" (no worker will take it again, and the stale
+    sweep leaves it alone); a decided key keeps Stripe's answer."""
+    return {
+        "verification_state": Case(
+            When(
+                verification_state__in=[VerificationState.PENDING, VerificationState.VERIFYING],
+                then=Value(VerificationState.NOT_VERIFIED),
+            ),
+            default=F("verification_state"),
+        ),
+        "verification_claimed_at": None,
+        "verification_next_attempt_at": None,
+    }
+
+
 def _active_in_same_slot(credential: Credential):
     """Return the merchant's other active keys for the same provider and mode, the keys a
     roll replaces, without their secrets."""
@@ -148,8 +165,8 @@ def active_verified_others(credential: Credential):
 
 def supersede_older_keys(credential: Credential) -> list[Credential]:
     """Retire the keys this verified one replaces (a roll): older active keys of the same
-    merchant, provider and mode become superseded and their secrets are erased. Hints,
-    fingerprints and history stay. Return them."""
+    merchant, provider and mode become superseded and their secrets are erased; one still
+    waiting for Stripe ends "not verified". Hints, fingerprints and history stay. Return them."""
     older = list(
         _active_in_same_slot(credential)
         .filter(submitted_at__lt=credential.submitted_at)
@@ -162,6 +179,7 @@ def supersede_older_keys(credential: Credential) -> list[Credential]:
         lifecycle_changed_at=timezone.now(),
         followup_due_at=None,
         next_reverify_at=None,
+        **verification_settled(),
     )
     for old in older:
         audit_record(
@@ -206,6 +224,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
             lifecycle_changed_at=now,
             followup_due_at=None,
             next_reverify_at=None,
+            **verification_settled(),
         )
     )
     if not revoked:

@@ -323,9 +323,11 @@ def verifications_requeue_stale(*, now=None) -> int:
     queued = 0
     for pk in list(stale):
         # Release a dead worker's claim and restart the staleness clock, conditionally, so
-        # two sweeps do not both queue it.
+        # two sweeps do not both queue it; only while the key is active, so one replaced or
+        # revoked since it was listed is never put back to wait.
         released = (
-            Credential.objects.filter(pk=pk)
+            Credential.objects.active()
+            .filter(pk=pk)
             .filter(
                 Q(verification_state=VerificationState.PENDING)
                 | Q(verification_claimed_at__lte=stale_before)

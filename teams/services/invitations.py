@@ -18,11 +18,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
-from django.utils.dateformat import format as format_date
 
 from audit.models import AuditEvent
 from audit.refusals import Refused, authorize, refusals_audited
 from audit.services import audit_record
+from core.moments import moment_display
 from merchants.models import Merchant
 from teams.models import Invitation, InvitationCode, InvitationMail, Membership, Role
 from teams.permissions import INVITE_MEMBERS
@@ -30,6 +30,7 @@ from teams.rules import refusal_to_grant, refusal_to_invite
 from teams.selectors import token_hash
 from teams.services.memberships import membership_create
 from teams.services.refusals import refuse as _refuse
+from teams.time_zones import time_zone_active, time_zone_for_addresses, time_zone_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +59,15 @@ def _send(invitation: Invitation, template: str, context: dict) -> bool:
         "site_url": settings.SITE_URL,
         **context,
     }
-    subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"emails/{template}.txt", context),
-        to=[invitation.email],
-    )
-    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
+    # In the invited person's zone if they have an account, else the inviter's: a guess, and
+    # the zone is named next to every time.
+    inviter_zone = time_zone_of(invitation.invited_by) if invitation.invited_by else ""
+    with time_zone_active(time_zone_for_addresses([invitation.email], fallback=inviter_zone)):
+        subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+        body = render_to_string(f"emails/{template}.txt", context)
+        body_html = render_to_string(f"emails/{template}.html", context)
+    message = EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email])
+    message.attach_alternative(body_html, "text/html")
     try:
         message.send()
     except Exception as error:  # noqa: BLE001  the caller says what to do next
@@ -91,7 +94,7 @@ def _after(moment) -> str:
     """Return `moment` rounded up to the minute, as a person reads it ("3 Mar 2026, 14:05 UTC")."""
     if moment.second or moment.microsecond:
         moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return format_date(timezone.localtime(moment), "j M Y, H:i T")
+    return moment_display(moment)
 
 
 def _refuse_over_limits(merchant, email: str) -> None:

@@ -1,10 +1,12 @@
 """The account page: one's own two-factor sign-in, and the teams that require it."""
 
+from contextlib import suppress
+
 import django_otp
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -16,9 +18,11 @@ from django.views.generic import FormView, TemplateView
 from audit.refusals import Refused
 from merchants.services import merchant_open
 from teams import two_factor
+from teams.forms import TimeZoneForm
 from teams.permissions import EDIT_MERCHANT_PROFILE
 from teams.rules import is_owner
 from teams.selectors import membership_list_for_user
+from teams.services.time_zones import user_time_zone_set
 from teams.services.two_factor import (
     merchant_require_two_factor,
     two_factor_enrolment_confirm,
@@ -26,6 +30,7 @@ from teams.services.two_factor import (
     two_factor_remove,
 )
 from teams.sign_in_forms import CodeForm
+from teams.time_zones import time_zone_of
 
 
 def account_url() -> str:
@@ -43,7 +48,8 @@ def next_url(request, default: str) -> str:
 
 
 class AccountView(LoginRequiredMixin, TemplateView):
-    """Two-factor sign-in for the account, and each team's requirement (Owners change it)."""
+    """Two-factor sign-in for the account, each team's requirement (Owners change it), and
+    the time zone times are shown in."""
 
     template_name = "teams/account.html"
 
@@ -53,12 +59,58 @@ class AccountView(LoginRequiredMixin, TemplateView):
             (membership, is_owner(user, membership.merchant))
             for membership in membership_list_for_user(user=user)
         ]
+        kwargs.setdefault(
+            "time_zone_form",
+            TimeZoneForm(initial={"time_zone": time_zone_of(user)}, current=user.time_zone),
+        )
         return super().get_context_data(
             has_device=two_factor.has_device(user),
             teams=teams,
             remove_form=CodeForm(),
+            time_zone=time_zone_of(user),
             **kwargs,
         )
+
+
+class TimeZoneView(AccountView):
+    """Choose the time zone every time in the portal and in one's mail is shown in."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        form = TimeZoneForm(request.POST, current=request.user.time_zone)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(time_zone_form=form))
+        time_zone = form.cleaned_data["time_zone"]
+        try:
+            user_time_zone_set(
+                user=request.user, time_zone=time_zone, actor=request.user, request=request
+            )
+        except ValidationError as refusal:
+            form.add_error("time_zone", refusal.messages[0])
+            return self.render_to_response(self.get_context_data(time_zone_form=form))
+        messages.success(request, f"Times are now shown in {time_zone.replace('_', ' ')}.")
+        return redirect(account_url())
+
+
+class TimeZoneDetectedView(LoginRequiredMixin, View):
+    """Store the zone the browser reports, once, for a person who has not chosen one
+    (static/keyhouse/js/time-zone.js). Answers 204 whatever happened: nothing to show."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        time_zone = request.POST.get("time_zone", "").strip()[:64]
+        # A zone this machine does not know is dropped: the person chooses on /account/.
+        with suppress(ValidationError):
+            user_time_zone_set(
+                user=request.user,
+                time_zone=time_zone,
+                actor=request.user,
+                detected=True,
+                request=request,
+            )
+        return HttpResponse(status=204)
 
 
 @method_decorator(never_cache, name="dispatch")

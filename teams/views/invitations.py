@@ -21,6 +21,7 @@ from teams.models import Invitation
 from teams.permissions import (
     INVITE_MEMBERS,
 )
+from teams.rules import refusal_to_grant
 from teams.services.invitations import invitation_code_send
 from teams.views.links import team_url
 
@@ -85,7 +86,20 @@ class InvitationResendView(_InvitationActionView):
         )
 
 
-class InvitationRevokeView(_InvitationActionView):
+class InvitationRevokeView(_InvitationActionView, TemplateView):
+    """Revoke an invitation: a page that asks for confirmation, then one POST."""
+
+    http_method_names = ["get", "post"]
+    template_name = "teams/invitation_revoke.html"
+
+    def get_context_data(self, **kwargs):
+        invitation = selectors.invitation_get(merchant=self.merchant, pk=self.kwargs["pk"])
+        return super().get_context_data(
+            invitation=invitation,
+            refusal=refusal_to_grant(self.request.user, self.merchant, invitation.role),
+            **kwargs,
+        )
+
     def act(self, invitation):
         services.invitation_revoke(
             invitation=invitation, actor=self.request.user, request=self.request

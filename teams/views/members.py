@@ -20,7 +20,7 @@ from teams.permissions import (
     VIEW_MERCHANT,
     VIEW_TEAM,
 )
-from teams.rules import refusal_to_grant, refusal_to_manage_member
+from teams.rules import refusal_to_grant, refusal_to_leave, refusal_to_manage_member
 from teams.views.links import team_url
 
 
@@ -51,6 +51,7 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
             (membership, may_manage(membership))
             for membership in selectors.membership_list(merchant=merchant)
         ]
+        own = next((membership for membership, _ in rows if membership.user_id == user.pk), None)
         can_invite = user.has_perm(INVITE_MEMBERS, merchant)
         # Resend and revoke follow the rule for giving the invitation's role: asked once per role.
         grantable_roles: dict[int, bool] = {}
@@ -69,7 +70,12 @@ class TeamView(MerchantPermissionRequiredMixin, TemplateView):
             for invitation in selectors.invitation_list_open(merchant=merchant)
         ]
         return super().get_context_data(
-            rows=rows, invitations=invitations, can_invite=can_invite, **kwargs
+            rows=rows,
+            invitations=invitations,
+            can_invite=can_invite,
+            # The last Owner is not offered "Leave".
+            can_leave=own is not None and refusal_to_leave(own) is None,
+            **kwargs,
         )
 
 
@@ -143,6 +149,10 @@ class LeaveView(MerchantPermissionRequiredMixin, TemplateView):
 
     permission_required = VIEW_MERCHANT
     template_name = "teams/leave.html"
+
+    def get_context_data(self, **kwargs):
+        membership = selectors.membership_get_own(user=self.request.user, merchant=self.merchant)
+        return super().get_context_data(refusal=refusal_to_leave(membership), **kwargs)
 
     def post(self, request, *args, **kwargs):
         membership = selectors.membership_get_own(user=request.user, merchant=self.merchant)

@@ -14,10 +14,11 @@ from teams.forms import (
 )
 from teams.permissions import (
     CATALOGUE,
+    CATALOGUE_BY_PERM,
     MANAGE_CUSTOM_ROLES,
     VIEW_TEAM,
 )
-from teams.rules import role_permission_names
+from teams.rules import PERMISSION_NEEDS, role_permission_names
 from teams.views.links import roles_url
 
 
@@ -52,7 +53,17 @@ class _RoleFormView(MerchantPermissionRequiredMixin, FormView):
     saved = ""
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(descriptions=RoleForm.descriptions(), **kwargs)
+        # Each permission's description, and what it comes with (the team rules refuse a
+        # role without it), so the form says so before it is sent.
+        descriptions = {
+            perm: (
+                f"{description} Comes with “{CATALOGUE_BY_PERM[PERMISSION_NEEDS[perm]].label}”."
+                if perm in PERMISSION_NEEDS
+                else description
+            )
+            for perm, description in RoleForm.descriptions().items()
+        }
+        return super().get_context_data(descriptions=descriptions, **kwargs)
 
     def form_valid(self, form):
         try:

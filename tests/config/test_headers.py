@@ -51,7 +51,9 @@ class InlineCode(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
-        if tag == "script" and not attributes.get("src"):
+        # A JSON data block (`json_script`) is data, never run: the policy does not apply.
+        is_data = attributes.get("type") == "application/json"
+        if tag == "script" and not attributes.get("src") and not is_data:
             self._in_inline_script = True
             self.found.append(f"<script> without src: {self.getpos()}")
         if tag == "style":

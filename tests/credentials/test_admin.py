@@ -12,8 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
-from django.utils.timezone import localtime
 
 from credentials.models import (
     Credential,
@@ -112,28 +110,26 @@ def cell(row: str, field: str) -> str:
     return re.sub(r"<[^>]+>", "", match.group(1))
 
 
-def test_changelist_shows_merchant_provider_mode_kind_hint_states_and_submission_time(
+def test_changelist_shows_merchant_key_hint_what_stripe_said_and_who_acknowledged(
     staff_client, queue
 ):
-    response = staff_client.get(CREDENTIALS)
+    response = staff_client.get(CREDENTIALS, {"acknowledged": "all"})
 
     assert listed(response) == {credential.pk for credential in queue.values()}
     rejected = queue["bakery_rejected"]
     row = changelist_row(response.content.decode(), rejected)
     cells = {
         "merchant": "Demo Bakery Co",
-        "provider": "Stripe",
-        "mode": "Live",
-        "kind": "Restricted key",
+        "provider_mode": "Stripe · Live",
         "secret_hint": rejected.secret_hint,
-        "verification_state": "Rejected by Stripe",
-        "lifecycle_state": "Active",
-        "submitted_at": localize(localtime(rejected.submitted_at)),
+        "stripe_said": "Rejected by Stripe",
+        "followup": "Waiting for the merchant",
+        "acknowledged_by_label": "-",
     }
     for field, shown in cells.items():
         assert cell(row, field) == shown
     replaced = changelist_row(response.content.decode(), queue["coffee_replaced"])
-    assert cell(replaced, "lifecycle_state") == "Replaced by a newer key"
+    assert cell(replaced, "stripe_said") == "Verified (replaced)"
 
 
 @pytest.mark.parametrize(
@@ -150,7 +146,7 @@ def test_changelist_shows_merchant_provider_mode_kind_hint_states_and_submission
     ],
 )
 def test_changelist_filters_narrow_the_queue(staff_client, queue, query, expected):
-    response = staff_client.get(f"{CREDENTIALS}?{query}")
+    response = staff_client.get(f"{CREDENTIALS}?acknowledged=all&{query}")
 
     assert listed(response) == {queue[name].pk for name in expected}
 
@@ -168,7 +164,7 @@ def test_changelist_filters_narrow_the_queue(staff_client, queue, query, expecte
 def test_changelist_search_finds_keys_by_merchant_name_and_slug(
     staff_client, queue, term, expected
 ):
-    response = staff_client.get(CREDENTIALS, {"q": term})
+    response = staff_client.get(CREDENTIALS, {"q": term, "acknowledged": "all"})
 
     assert listed(response) == {queue[name].pk for name in expected}
 

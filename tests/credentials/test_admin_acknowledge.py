@@ -15,8 +15,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
-from django.utils.timezone import localtime
 
 from credentials.models import Credential, HelpdeskFlag, Mode, VerificationState
 from credentials.services.helpdesk import credential_acknowledge, followups_send_due
@@ -361,18 +359,19 @@ def queue(merchant, other_merchant, owner, other_owner, helpdesk_user, now):
     return {"due_earlier": due_earlier, "due_later": due_later, "acknowledged": acknowledged}
 
 
-def test_changelist_shows_when_the_next_follow_up_is_due(agent_client, queue):
-    response = agent_client.get(CREDENTIALS)
+def test_changelist_shows_when_the_next_follow_up_is_due_relative_to_now(agent_client, queue):
+    response = agent_client.get(CREDENTIALS, {"acknowledged": "all"})
 
     body = response.content.decode()
-    assert ">Next follow-up<" in body
-    due = queue["due_later"]
-    assert cell(body, due, "next_followup") == localize(localtime(due.followup_due_at))
-    assert cell(body, queue["acknowledged"], "next_followup") == "-"
+    assert ">Follow-up<" in body
+    assert cell(body, queue["due_later"], "followup") in ("in 1 h", "in 59 min")
+    assert cell(body, queue["due_earlier"], "followup") == "overdue 1 h"
+    assert cell(body, queue["acknowledged"], "followup") == "-"
+    assert cell(body, queue["acknowledged"], "acknowledged_by_label") == "helpdesk@demo.test"
 
 
 def test_changelist_lists_the_due_follow_ups_first_and_the_acknowledged_last(agent_client, queue):
-    response = agent_client.get(CREDENTIALS)
+    response = agent_client.get(CREDENTIALS, {"acknowledged": "all"})
 
     assert listed(response) == [
         queue["due_earlier"].pk,
@@ -382,9 +381,9 @@ def test_changelist_lists_the_due_follow_ups_first_and_the_acknowledged_last(age
 
 
 def test_changelist_sorts_by_the_next_follow_up_column_nulls_last(agent_client, queue):
-    column = agent_client.get(CREDENTIALS).context["cl"].list_display.index("next_followup")
+    column = agent_client.get(CREDENTIALS).context["cl"].list_display.index("followup")
 
-    response = agent_client.get(CREDENTIALS, {"o": str(column)})
+    response = agent_client.get(CREDENTIALS, {"o": str(column), "acknowledged": "all"})
 
     assert listed(response) == [
         queue["due_earlier"].pk,
@@ -394,9 +393,9 @@ def test_changelist_sorts_by_the_next_follow_up_column_nulls_last(agent_client, 
 
 
 def test_changelist_sorts_by_the_next_follow_up_column_descending(agent_client, queue):
-    column = agent_client.get(CREDENTIALS).context["cl"].list_display.index("next_followup")
+    column = agent_client.get(CREDENTIALS).context["cl"].list_display.index("followup")
 
-    response = agent_client.get(CREDENTIALS, {"o": f"-{column}"})
+    response = agent_client.get(CREDENTIALS, {"o": f"-{column}", "acknowledged": "all"})
 
     assert listed(response) == [
         queue["due_later"].pk,
@@ -411,7 +410,9 @@ def test_changelist_sorts_by_the_next_follow_up_column_descending(agent_client, 
         ({"acknowledged": "no"}, {"due_earlier", "due_later"}),
         ({"acknowledged": "yes"}, {"acknowledged"}),
         ({"flagged": "yes"}, {"due_later"}),
-        ({}, {"due_earlier", "due_later", "acknowledged"}),
+        ({}, {"due_earlier", "due_later"}),
+        ({"acknowledged": "all"}, {"due_earlier", "due_later", "acknowledged"}),
+        ({"acknowledged": "overdue"}, {"due_earlier"}),
     ],
 )
 def test_changelist_helpdesk_filters_narrow_the_queue(agent_client, queue, query, expected):
@@ -444,9 +445,10 @@ def test_changelist_query_count_does_not_grow_with_acknowledged_and_reminded_row
     credential_acknowledge(
         credential=populated(merchant=merchant, submitted_by=owner), actor=helpdesk_user
     )
-    agent_client.get(CREDENTIALS)  # warm up per-process caches
+    everything = {"acknowledged": "all"}
+    agent_client.get(CREDENTIALS, everything)  # warm up per-process caches
     with CaptureQueriesContext(connection) as with_one:
-        assert agent_client.get(CREDENTIALS).status_code == 200
+        assert agent_client.get(CREDENTIALS, everything).status_code == 200
     agents = [helpdesk_user, *(new_agent() for _ in range(4))]
     merchants = [merchant, *(MerchantFactory() for _ in range(4))]
     for number in range(29):
@@ -459,7 +461,7 @@ def test_changelist_query_count_does_not_grow_with_acknowledged_and_reminded_row
             credential_acknowledge(credential=credential, actor=agents[number % len(agents)])
 
     with CaptureQueriesContext(connection) as with_thirty:
-        response = agent_client.get(CREDENTIALS)
+        response = agent_client.get(CREDENTIALS, everything)
 
     assert len(listed(response)) == 30
     assert Credential.objects.filter(reminders_sent__gt=0).count() == 30

@@ -19,6 +19,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from config import celery_app
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
+from credentials.services import checking
 from credentials.services.helpdesk import followups_send_due
 from credentials.services.lifecycle import (
     REVOKE_WHAT_TO_DO,
@@ -620,7 +621,8 @@ def test_key_revoked_while_pending_is_never_verified(owner_client, merchant, own
 
     assert result == VerifyResult(state="skipped")
     assert fake_stripe.requests_for(secret) == []
-    assert reload(pending).verification_state == VerificationState.PENDING
+    # Not left "waiting to be verified" for ever: nothing will verify it now.
+    assert reload(pending).verification_state == VerificationState.NOT_VERIFIED
     assert not OutgoingEmail.objects.filter(kind="merchant_verification_result").exists()
 
 
@@ -639,3 +641,39 @@ def test_revoked_key_is_never_re_verified(owner_client, key, secret, fake_stripe
     assert fake_stripe.requests_for(secret) == []
     assert reload(key).verification_state == VerificationState.VERIFIED
     assert not OutgoingEmail.objects.filter(kind__contains="no_longer_valid").exists()
+
+
+def test_key_revoked_while_stripe_is_asked_about_it_ends_not_verified_and_nothing_is_mailed(
+    owner_client, merchant, owner, fake_stripe, monkeypatch
+):
+    secret = fake_key("sk_test_")
+    pending = CredentialFactory(merchant=merchant, submitted_by=owner, secret_value=secret)
+    ask = checking.stripe_account_facts
+
+    def ask_while_it_is_revoked(value):
+        assert owner_client.post(revoke_url(pending), {"reason": REASON}).status_code == 302
+        return ask(value)
+
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_it_is_revoked)
+
+    result = credential_verify(credential_id=pending.pk)
+
+    assert result == VerifyResult(state="skipped")
+    revoked = reload(pending)
+    assert revoked.lifecycle_state == LifecycleState.REVOKED
+    # Settled by the revocation: never left "being verified", and no claim left to go stale.
+    assert revoked.verification_state == VerificationState.NOT_VERIFIED
+    assert revoked.verification_claimed_at is None
+    assert revoked.verification_next_attempt_at is None
+    assert not OutgoingEmail.objects.filter(kind="merchant_verification_result").exists()
+    row = history_rows(owner_client.get(merchant.get_absolute_url()).content.decode())[0]
+    assert "Not verified Revoked" in row
+    assert "Being verified" not in row
+
+
+def test_revoking_a_verified_key_keeps_what_stripe_said(owner_client, key):
+    owner_client.post(revoke_url(key), {"reason": REASON})
+
+    revoked = reload(key)
+    assert revoked.verification_state == VerificationState.VERIFIED
+    assert revoked.account_id == "acct_1DemoCoffee"

@@ -7,6 +7,7 @@ A rejected replacement leaves the current key in use, and the merchant is told s
 """
 
 import html
+import re
 
 import pytest
 from django.urls import reverse
@@ -17,7 +18,7 @@ from credentials.models import Credential, LifecycleState, Mode, VerificationSta
 from credentials.services import checking
 from credentials.services.checking import REASONS
 from credentials.services.notifications import credential_topic
-from credentials.services.verification import credential_verify
+from credentials.services.verification import VerifyOutcome, credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import fake_key
 from tests.helpers import history_rows, mode_card, raw_secret_column, reload
@@ -57,6 +58,11 @@ def submit_verified(owner_client, merchant, fake_stripe):
         return reload(credential)
 
     return make
+
+
+def card_text(card: str) -> str:
+    """Return a mode card's HTML as a reader sees it."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", card)).split())
 
 
 def merchant_mail(credential: Credential) -> OutgoingEmail:
@@ -294,16 +300,24 @@ def test_merchant_page_after_a_rejected_replacement_shows_the_old_key_still_in_u
 
     body = response.content.decode()
     test_card = mode_card(body, "test")
-    assert old.secret_hint in test_card
-    assert new.secret_hint not in test_card
+    assert f"{old.secret_hint} Secret key Verified" in card_text(test_card)
     assert "Verified" in test_card
-    # The key in use is the one offered for a compromise report.
+    # The card says the roll failed and which key stays in use.
+    assert f"The roll failed: Stripe rejected the new key {new.secret_hint}" in card_text(test_card)
+    assert f"so {old.secret_hint} stays in use." in card_text(test_card)
+    # The key in use is the one offered for a compromise report, and for the next roll.
     assert reverse("credentials:revoke", kwargs={"slug": merchant.slug, "pk": old.pk}) in test_card
+    assert reverse("credentials:revoke", kwargs={"slug": merchant.slug, "pk": new.pk}) not in body
+    assert f"?replaces={old.pk}" in test_card
     assert "Needs attention" not in body
     rows = history_rows(body)
     assert rows[0].startswith(new.secret_hint)
-    assert "Rejected by Stripe" in rows[0]
+    assert "Rejected by Stripe Not in use (Stripe rejected it)" in rows[0]
+    assert "Report compromised" not in rows[0]
     assert rows[1].startswith(old.secret_hint)
+    assert "Verified Active" in rows[1]
+    # One key is active in the history: the one in use.
+    assert sum(" Active" in row for row in rows) == 1
 
 
 def test_merchant_page_shows_a_rejected_first_key_as_the_current_key(
@@ -409,3 +423,61 @@ def test_same_secret_can_be_submitted_again_once_it_was_superseded(
     assert again.secret == old_secret
     assert again.verification_state == VerificationState.PENDING
     assert reload(old).secret is None
+
+
+# A key replaced before Stripe answered about it
+
+
+def test_a_pending_key_replaced_by_a_newer_verified_one_ends_not_verified(
+    owner_client, merchant, fake_stripe
+):
+    first_secret, second_secret = fake_key("sk_test_"), fake_key("sk_test_")
+    submit(owner_client, merchant, first_secret)
+    submit(owner_client, merchant, second_secret)
+    first, second = stored(merchant, first_secret), stored(merchant, second_secret)
+
+    credential_verify(credential_id=second.pk)
+
+    first = reload(first)
+    assert first.lifecycle_state == LifecycleState.SUPERSEDED
+    assert first.verification_state == VerificationState.NOT_VERIFIED
+    assert first.verification_next_attempt_at is None
+    # Its task, delivered late, finds nothing to verify and changes nothing.
+    assert credential_verify(credential_id=first.pk).state == VerifyOutcome.SKIPPED
+    assert reload(first).verification_state == VerificationState.NOT_VERIFIED
+    assert fake_stripe.requests_for(first_secret) == []
+    body = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
+    rows = history_rows(body.content.decode())
+    assert rows[1].startswith(first.secret_hint)
+    assert f"Not verified Replaced by a newer key by {second.secret_hint}" in rows[1]
+
+
+def test_a_key_replaced_while_stripe_is_asked_about_it_ends_not_verified(
+    owner_client, merchant, fake_stripe, monkeypatch
+):
+    first_secret, second_secret = fake_key("sk_test_"), fake_key("sk_test_")
+    submit(owner_client, merchant, first_secret)
+    submit(owner_client, merchant, second_secret)
+    first, second = stored(merchant, first_secret), stored(merchant, second_secret)
+    ask = checking.stripe_account_facts
+
+    def ask_while_the_newer_key_is_verified(secret):
+        if secret == first_secret:
+            assert credential_verify(credential_id=second.pk).state == VerifyOutcome.VERIFIED
+        return ask(secret)
+
+    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_the_newer_key_is_verified)
+
+    result = credential_verify(credential_id=first.pk)
+
+    assert result.state == VerifyOutcome.SKIPPED
+    first = reload(first)
+    assert first.lifecycle_state == LifecycleState.SUPERSEDED
+    assert first.replaced_by == second
+    assert first.verification_state == VerificationState.NOT_VERIFIED
+    assert first.verification_claimed_at is None
+    assert not OutgoingEmail.objects.filter(
+        topic=credential_topic(first.pk), kind=MERCHANT_MAIL
+    ).exists()
+    body = owner_client.get(reverse("credentials:merchant", kwargs={"slug": merchant.slug}))
+    assert "Being verified" not in body.content.decode()

@@ -5,18 +5,26 @@ saved, and the secret that was posted is nowhere in the page.
 """
 
 import html
+import json
 import re
 from html.parser import HTMLParser
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.refusals import Refused
 from credentials.models import Credential, Kind, LifecycleState, VerificationState
 from credentials.services.submission import credential_submit
-from credentials.stripe_keys import parse_publishable_key, parse_secret_key
+from credentials.stripe_keys import (
+    MESSAGES,
+    browser_rules,
+    check_same_mode,
+    parse_publishable_key,
+    parse_secret_key,
+)
 from teams.permissions import SUBMIT_KEYS
 from tests.factories import CredentialFactory, fake_key
 
@@ -742,3 +750,146 @@ def test_no_field_carries_a_browser_maxlength_that_would_cut_a_paste_silently(
     body = owner_client.get(submit_url(merchant)).content.decode()
 
     assert "maxlength" not in body
+
+
+# The summary of errors, the secret asked for again, and one source of the messages
+
+
+def error_summary(response) -> str:
+    match = re.search(r'<div class="error-summary".*?</div>', response.content.decode(), re.S)
+    return match[0] if match else ""
+
+
+def test_a_refused_submission_sums_up_each_error_with_a_link_to_its_field(
+    owner_client, merchant, keys
+):
+    response = post_keys(
+        owner_client,
+        merchant,
+        publishable_key="pk_test_abc",
+        secret_key=keys["publishable_key"],
+        requested_integrations=[],
+    )
+
+    summary = error_summary(response)
+    assert 'tabindex="-1"' in summary
+    assert 'href="#id_publishable_key"' in summary
+    assert 'href="#id_secret_key"' in summary
+    assert 'href="#id_requested_integrations"' in summary
+    with pytest.raises(ValidationError) as refusal:
+        parse_publishable_key("pk_test_abc")
+    assert refusal.value.messages[0] in html.unescape(summary)
+    assert "keyhouse/js/form-errors.js" in response.content.decode()
+
+
+def test_the_empty_form_has_no_summary_and_does_not_ask_for_the_secret_again(
+    owner_client, merchant
+):
+    response = owner_client.get(submit_url(merchant))
+
+    assert error_summary(response) == ""
+    assert "Paste the secret again" not in page_text(response)
+
+
+def test_a_refused_submission_asks_for_the_secret_again_without_showing_it(
+    owner_client, merchant, keys
+):
+    response = post_keys(
+        owner_client, merchant, publishable_key="pk_test_abc", secret_key=keys["secret_key"]
+    )
+
+    assert "Paste the secret again" in page_text(response)
+    assert rendered_value(response, "secret_key") == ""
+    assert_not_in_page(response, keys["secret_key"])
+    # The request is part of what describes the secret's field.
+    assert 'aria-describedby="id_secret_key_again' in response.content.decode()
+
+
+def test_no_secret_sent_is_not_asked_for_again_but_refused_as_missing(owner_client, merchant, keys):
+    response = post_keys(owner_client, merchant, publishable_key=keys["publishable_key"])
+
+    assert "Paste the secret key (sk_test_ or sk_live_)" in page_text(response)
+    assert "Paste the secret again" not in page_text(response)
+
+
+def test_keys_of_different_modes_are_refused_beside_the_secret_field(owner_client, merchant, keys):
+    response = post_keys(
+        owner_client,
+        merchant,
+        publishable_key=keys["publishable_key"],
+        secret_key=fake_key("sk_live_"),
+    )
+
+    assert "Use both keys from the same mode" in response.context["form"].errors["secret_key"][0]
+    assert 'href="#id_secret_key"' in error_summary(response)
+
+
+def test_a_field_refused_by_the_server_is_marked_invalid_and_described_by_its_error(
+    owner_client, merchant, keys
+):
+    response = post_keys(
+        owner_client, merchant, publishable_key="pk_test_abc", secret_key=keys["secret_key"]
+    )
+
+    body = response.content.decode()
+    field = re.search(r'<input[^>]*name="publishable_key"[^>]*>', body)[0]
+    assert 'aria-invalid="true"' in field
+    assert "id_publishable_key_error" in field
+    assert 'id="id_publishable_key_error"' in body
+    assert 'id="id_publishable_key_helptext"' in body
+
+
+def test_the_page_gives_its_script_the_servers_own_messages(owner_client, merchant):
+    response = owner_client.get(submit_url(merchant))
+
+    exported = re.search(
+        r'<script id="key-form-rules" type="application/json">(.*?)</script>',
+        response.content.decode(),
+        re.S,
+    )
+    assert json.loads(exported[1]) == browser_rules()
+    assert set(browser_rules()["messages"]) == set(MESSAGES)
+
+
+def test_every_message_the_script_can_show_is_one_the_server_gives(keys):
+    """Each message the catalogue holds is reached by the server's own parser."""
+    refusals = {
+        "publishable_key": [
+            "x" * 300,
+            "pk_test_é",
+            "my key",
+            "pk_test_ab cd",
+            "'pk_test_abc'",
+            "gAAAAABtoken",
+            "nothing",
+            fake_key("sk_test_"),
+            "pk_test_",
+            "pk_test_abc-def",
+            "pk_test_abc",
+        ],
+        "secret_key": [keys["publishable_key"]],
+    }
+    parsers = {"publishable_key": parse_publishable_key, "secret_key": parse_secret_key}
+    given = set()
+    for field, values in refusals.items():
+        for value in values:
+            with pytest.raises(ValidationError) as refusal:
+                parsers[field](value)
+            given.add(refusal.value.messages[0])
+    with pytest.raises(ValidationError) as refusal:
+        check_same_mode(
+            publishable=parse_publishable_key(keys["publishable_key"]),
+            secret=parse_secret_key(fake_key("sk_live_")),
+        )
+    given.add(refusal.value.messages[0])
+
+    assert len(given) == len(MESSAGES)
+
+
+def test_the_other_merchants_owner_gets_no_summary_but_a_404(
+    client_for, other_owner, merchant, keys
+):
+    response = post_keys(client_for(other_owner), merchant, publishable_key="pk_test_abc")
+
+    assert response.status_code == 404
+    assert error_summary(response) == ""

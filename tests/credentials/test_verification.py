@@ -11,8 +11,10 @@ import html
 import re
 import socket
 from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings as django_settings
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
@@ -28,8 +30,9 @@ from credentials.models import (
     Mode,
     VerificationState,
 )
-from credentials.services import checking
+from credentials.services import checking, verification
 from credentials.services.checking import REASONS
+from credentials.services.lifecycle import credential_revoke
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
 from credentials.services.submission import VERIFY_TASK
 from credentials.services.verification import (
@@ -384,7 +387,7 @@ def test_back_off_grows_and_the_last_attempt_marks_the_key_unreachable(
     mails = queued_mails(credential)
     helpdesk = mails[HELPDESK_SUBMISSION]
     assert "Outcome: Stripe could not be reached" in helpdesk.body_text
-    assert helpdesk.subject.endswith("stripe could not be reached")
+    assert helpdesk.subject.endswith("Stripe could not be reached")
     merchant_mail = mails[MERCHANT_MAIL]
     assert "We could not verify your Stripe live key" in merchant_mail.subject
     assert "The helpdesk has been told" in merchant_mail.body_text
@@ -917,3 +920,65 @@ def test_decided_and_inactive_credentials_are_not_requeued(submit_key, settings,
 
     assert verifications_requeue_stale() == 0
     assert sent_tasks == []
+
+
+def test_the_stale_sweep_never_puts_back_to_wait_a_key_revoked_while_it_runs(
+    submit_key, owner, settings, monkeypatch
+):
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.VERIFY_STALE_AFTER + 60)
+    stale = {
+        "submitted_at": long_ago,
+        "verification_state": VerificationState.VERIFYING,
+        "verification_claimed_at": long_ago,
+        "verification_attempts": 1,
+    }
+    keys = [submit_key(fake_key("sk_test_"), **stale), submit_key(fake_key("sk_live_"), **stale)]
+    queued = []
+
+    def enqueue(name, pk, **options):
+        # While the sweep works through its list, the merchant reports the other key.
+        queued.append(pk)
+        for other in keys:
+            if other.pk != pk and reload(other).is_active:
+                credential_revoke(credential=reload(other), actor=owner, reason="")
+        return True
+
+    monkeypatch.setattr(verification, "enqueue", enqueue)
+
+    assert verifications_requeue_stale(now=now) == 1
+
+    (revoked,) = [reload(key) for key in keys if key.pk not in queued]
+    assert revoked.lifecycle_state == LifecycleState.REVOKED
+    assert revoked.verification_state == VerificationState.NOT_VERIFIED
+    assert revoked.verification_claimed_at is None
+    assert revoked.verification_next_attempt_at is None
+
+
+def test_the_migration_settles_retired_keys_left_waiting_and_leaves_active_ones(submit_key):
+    superseded = submit_key(
+        fake_key("sk_test_"), lifecycle_state=LifecycleState.SUPERSEDED, secret=None
+    )
+    revoked = submit_key(
+        fake_key("sk_live_"),
+        lifecycle_state=LifecycleState.REVOKED,
+        secret=None,
+        verification_state=VerificationState.VERIFYING,
+        verification_claimed_at=timezone.now(),
+    )
+    rejected = submit_key(
+        fake_key("sk_test_"),
+        lifecycle_state=LifecycleState.SUPERSEDED,
+        secret=None,
+        verification_state=VerificationState.REJECTED,
+    )
+    waiting = submit_key(fake_key("sk_test_"))
+    migration = import_module("credentials.migrations.0006_retired_keys_not_verified")
+
+    migration.settle_retired_verifications(django_apps, None)
+
+    assert reload(superseded).verification_state == VerificationState.NOT_VERIFIED
+    assert reload(revoked).verification_state == VerificationState.NOT_VERIFIED
+    assert reload(revoked).verification_claimed_at is None
+    assert reload(rejected).verification_state == VerificationState.REJECTED
+    assert reload(waiting).verification_state == VerificationState.PENDING

@@ -1,6 +1,7 @@
 """Mail subjects are plain text (issue #12, finding 12): a merchant called "Ben & Jerry's" reads
 as such in every subject, never as "Ben &amp; Jerry&#x27;s"."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from django.core import mail
 from django.template.loader import render_to_string
 from django.test import TestCase
 
+from credentials.models import VerificationState
 from credentials.services.notifications import mail_context
 from mail.services import email_compose
 from teams.services.invitations import invitation_create
@@ -75,3 +77,26 @@ def test_invitation_mail_subject_is_not_html_escaped(merchant, owner):
 
     assert NAME in mail.outbox[-1].subject
     assert "&amp;" not in mail.outbox[-1].subject
+
+
+# Subjects are capitalised (issue #14): after a "[Keyhouse]" or "[URGENT]" prefix the subject
+# starts with a capital, whatever the merchant calls itself, and Stripe keeps its capital.
+
+
+@pytest.mark.parametrize("template", SUBJECT_TEMPLATES)
+@pytest.mark.parametrize("state", [choice.value for choice in VerificationState])
+def test_subject_starts_with_a_capital_after_its_prefix(template, state, merchant, owner):
+    merchant.name = "corner shop"
+    merchant.save(update_fields=["name"])
+    credential = CredentialFactory(merchant=merchant, submitted_by=owner, verification_state=state)
+    context = {
+        **mail_context(credential),
+        "invitation": InvitationFactory(merchant=merchant, invited_by=owner),
+        "number": 2,
+    }
+
+    subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
+
+    words = re.sub(r"^(\[[^\]]+\]\s*)+", "", subject)
+    assert words[:1].isupper(), subject
+    assert "stripe" not in subject.replace("Stripe", "")

@@ -271,3 +271,53 @@ def test_merchant_page_of_a_key_still_being_verified_promises_to_tell_the_helpde
     )
 
     assert "Helpdesk: will be told once Stripe has answered." in card
+
+
+# A mode left without a key
+
+
+def test_onboarding_status_needs_attention_when_a_mode_lost_its_key_whatever_the_other_says():
+    current = [key(VERIFIED, acknowledged=True), None]
+
+    status = merchant_onboarding_status(current_credentials=current, emptied_modes=1)
+
+    assert status == OnboardingStatus.NEEDS_ATTENTION
+
+
+def test_after_revoking_the_only_key_of_a_mode_the_merchant_needs_attention(
+    merchant, owner, owner_client
+):
+    live = CredentialFactory(
+        merchant=merchant,
+        mode=Mode.LIVE,
+        submitted_by=owner,
+        verification_state=VERIFIED,
+        acknowledged_at=timezone.now(),
+    )
+    CredentialFactory(
+        merchant=merchant,
+        mode=Mode.TEST,
+        submitted_by=owner,
+        verification_state=VERIFIED,
+        acknowledged_at=timezone.now(),
+    )
+    page = merchant_url("credentials:merchant", merchant)
+    assert shown_status(owner_client.get(page).content.decode()) == OnboardingStatus.ENABLED
+
+    owner_client.post(
+        merchant_url("credentials:revoke", merchant, pk=live.pk), {"reason": "Leaked."}
+    )
+
+    html = owner_client.get(page).content.decode()
+    assert shown_status(html) == OnboardingStatus.NEEDS_ATTENTION
+    assert "No active live key" in mode_card(html, "live")
+
+
+def test_a_mode_never_given_a_key_does_not_need_attention(merchant, owner, owner_client):
+    CredentialFactory(
+        merchant=merchant, mode=Mode.TEST, submitted_by=owner, verification_state=VERIFIED
+    )
+
+    html = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
+
+    assert shown_status(html) == OnboardingStatus.VERIFIED

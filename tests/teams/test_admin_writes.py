@@ -68,7 +68,7 @@ def test_the_merchant_page_in_the_admin_cannot_change_or_remove_members(
             "name": merchant.name,
             "contact_email": merchant.contact_email,
             "country": merchant.country,
-            "requested_integrations": "[]",
+            "requested_integrations": [],  # no box ticked
             "memberships-TOTAL_FORMS": "1",
             "memberships-INITIAL_FORMS": "1",
             "memberships-0-id": membership.pk,
@@ -105,7 +105,7 @@ def test_a_merchant_created_in_the_admin_gets_its_owner_and_an_audit_event(super
             "owner": owner.pk,
             "contact_email": "shop@example.test",
             "country": "GB",
-            "requested_integrations": "[]",
+            "requested_integrations": [],  # no box ticked
         },
     )
 
@@ -127,7 +127,7 @@ def test_a_merchant_edited_in_the_admin_is_audited_with_the_staff_member(
             "name": "Demo Coffee Company",
             "contact_email": "new@example.test",
             "country": merchant.country,
-            "requested_integrations": "[]",
+            "requested_integrations": [],  # no box ticked
             "memberships-TOTAL_FORMS": "0",
             "memberships-INITIAL_FORMS": "0",
         },

@@ -45,7 +45,7 @@ def try_again_text() -> str:
     ends = attempt.attempt_time + timedelta(minutes=15)
     if ends.second or ends.microsecond:
         ends = ends.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return f"Try again after {ends:%H:%M} UTC"
+    return f"Try again after {ends.day} {ends:%b %Y, %H:%M} UTC"
 
 
 # Locking ------------------------------------------------------------------------------

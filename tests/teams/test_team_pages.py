@@ -439,6 +439,12 @@ def test_leaving_another_merchant_is_not_found_and_changes_nothing(
 # The merchant profile ------------------------------------------------------------------
 
 
+UNKNOWN_COUNTRY = (
+    "This is not a country we know: choose it from the list (or type its English name, or its "
+    "two-letter code such as DE)."
+)
+
+
 def profile_data(**changes):
     return {
         "contact_email": "accounts@demo-coffee.test",
@@ -504,17 +510,13 @@ def test_a_lower_case_country_and_a_website_without_scheme_are_normalised(mercha
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        (
-            "country",
-            "gbr",
-            "Enter the two-letter country code, such as GB or DE (it has 3 characters).",
-        ),
-        ("country", "G1", "Enter the two-letter country code in capitals, such as GB or DE."),
+        ("country", "Germania", UNKNOWN_COUNTRY),
+        ("country", "G1", UNKNOWN_COUNTRY),
         ("website", "not a url", "Enter the full address, such as https://example.com."),
         ("contact_email", "x@", "Enter an email address such as accounts@example.com."),
         ("requested_integrations", ["teleportation"], "Choose integrations from the list."),
     ],
-    ids=["country-three-letters", "country-digit", "website", "email", "integration"],
+    ids=["country-unknown-name", "country-digit", "website", "email", "integration"],
 )
 def test_invalid_profile_input_is_refused_with_a_clear_message_and_nothing_is_saved(
     merchant, owner_client, field, value, message
@@ -669,3 +671,153 @@ def test_a_member_who_may_not_manage_custom_roles_is_refused_the_role_editor(
 
 def test_the_role_editor_of_another_merchant_is_not_found(other_merchant, owner_client):
     assert owner_client.get(merchant_url("teams:role_create", other_merchant)).status_code == 404
+
+
+# Inviting: roles as described choices, the least powerful first ---------------------------
+
+
+def role_radios(html: str) -> dict[int, str]:
+    """Return the role radio buttons of a page: role pk → the input's HTML."""
+    return {
+        int(pk): tag
+        for tag, pk in re.findall(r'(<input type="radio" name="role" value="(\d+)"[^>]*>)', html)
+    }
+
+
+def test_the_invitation_form_offers_roles_as_radio_buttons_with_their_permissions(
+    merchant, owner_client
+):
+    html = page_html(owner_client.get(merchant_url("teams:invite", merchant)))
+
+    assert "<select" not in html
+    assert set(role_radios(html)) == {
+        default_role(slug).pk
+        for slug in ("owner", "administrator", "developer", "support", "view-only")
+    }
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "Developer Sends and rolls keys and follows their verification. Can: View merchant" in (
+        text
+    )
+    assert "Can: View merchant, View keys, Submit and roll keys, View team." in text
+    assert "View only Sees the merchant's page. Can: View merchant." in text.replace("&#x27;", "'")
+
+
+def test_the_invitation_form_starts_on_the_least_powerful_role_the_inviter_may_give(
+    merchant, owner_client
+):
+    radios = role_radios(page_html(owner_client.get(merchant_url("teams:invite", merchant))))
+
+    checked = [pk for pk, tag in radios.items() if "checked" in tag]
+    assert checked == [default_role("view-only").pk]
+
+
+def test_the_least_powerful_role_may_be_a_custom_one_the_inviter_may_give(
+    merchant, member_factory, client_for
+):
+    RoleFactory(merchant=merchant, name="Viewer plus", permissions=[VIEW_MERCHANT, VIEW_TEAM])
+    inviter_role = RoleFactory(
+        merchant=merchant,
+        name="Inviter",
+        permissions=[VIEW_MERCHANT, VIEW_TEAM, "teams.invite_members"],
+    )
+    inviter = MembershipFactory(merchant=merchant, role=inviter_role).user
+
+    radios = role_radios(page_html(client_for(inviter).get(merchant_url("teams:invite", merchant))))
+
+    assert [pk for pk, tag in radios.items() if "checked" in tag] == [default_role("view-only").pk]
+    assert default_role("developer").pk not in radios
+
+
+def test_a_role_change_starts_on_the_role_the_member_holds(merchant, owner_client, member_factory):
+    developer = member_factory(merchant, "developer")
+
+    radios = role_radios(
+        page_html(
+            owner_client.get(
+                merchant_url("teams:member", merchant, pk=membership(developer, merchant).pk)
+            )
+        )
+    )
+
+    assert [pk for pk, tag in radios.items() if "checked" in tag] == [default_role("developer").pk]
+
+
+# Revoking an invitation asks first -----------------------------------------------------
+
+
+def test_revoke_on_the_team_page_opens_a_confirmation_and_a_get_changes_nothing(
+    merchant, owner, owner_client
+):
+    invitation = InvitationFactory(merchant=merchant, invited_by=owner, email="new@demo.test")
+    confirm = merchant_url("teams:invitation_revoke", merchant, pk=invitation.pk)
+
+    team = page_html(owner_client.get(merchant_url("teams:team", merchant)))
+    response = owner_client.get(confirm)
+
+    assert f'<a href="{confirm}" class="button small">Revoke</a>' in team
+    assert response.status_code == 200
+    assert "Revoke the invitation to new@demo.test?" in page_text(response)
+    assert '<form method="post">' in page_html(response)
+    invitation.refresh_from_db()
+    assert invitation.state == invitation.State.PENDING
+
+
+def test_confirming_revokes_the_invitation(merchant, owner, owner_client):
+    invitation = InvitationFactory(merchant=merchant, invited_by=owner, email="new@demo.test")
+
+    response = owner_client.post(
+        merchant_url("teams:invitation_revoke", merchant, pk=invitation.pk), follow=True
+    )
+
+    assert "Invitation to new@demo.test revoked." in page_text(response)
+    invitation.refresh_from_db()
+    assert invitation.state == invitation.State.REVOKED
+
+
+def test_the_revoke_confirmation_is_refused_without_invite_and_not_found_elsewhere(
+    merchant, owner, other_merchant, other_owner, member_factory, client_for, owner_client
+):
+    ours = InvitationFactory(merchant=merchant, invited_by=owner)
+    theirs = InvitationFactory(merchant=other_merchant, invited_by=other_owner)
+    developer = client_for(member_factory(merchant, "developer"))
+
+    assert (
+        developer.get(merchant_url("teams:invitation_revoke", merchant, pk=ours.pk)).status_code
+        == 403
+    )
+    for slug in (merchant, other_merchant):
+        url = merchant_url("teams:invitation_revoke", slug, pk=theirs.pk)
+        assert owner_client.get(url).status_code == 404
+
+
+# Leaving: never offered to the last Owner -----------------------------------------------
+
+
+def test_the_last_owner_is_not_offered_leave(merchant, owner_client):
+    html = page_html(owner_client.get(merchant_url("teams:team", merchant)))
+
+    assert merchant_url("teams:leave", merchant) not in html
+
+
+def test_an_owner_beside_another_owner_and_other_members_are_offered_leave(
+    merchant, owner_client, member_factory, client_for
+):
+    leave = merchant_url("teams:leave", merchant)
+    developer = client_for(member_factory(merchant, "developer"))
+    member_factory(merchant, "owner")
+
+    assert leave in page_html(developer.get(merchant_url("teams:team", merchant)))
+    assert leave in page_html(owner_client.get(merchant_url("teams:team", merchant)))
+
+
+def test_the_leave_page_tells_the_last_owner_why_instead_of_offering_the_button(
+    merchant, owner_client
+):
+    response = owner_client.get(merchant_url("teams:leave", merchant))
+
+    assert response.status_code == 200
+    assert (
+        "You are the last Owner of Demo Coffee Co, so you cannot leave: make someone else an "
+        "Owner first." in page_text(response)
+    )
+    assert '<form method="post">' not in page_html(response)

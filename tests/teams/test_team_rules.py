@@ -5,8 +5,10 @@ were; each allowed case sits next to the refused one it mirrors.
 """
 
 import re
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.test import TestCase
 
 from audit.models import AuditEvent
@@ -33,6 +35,7 @@ from tests.factories import (
     RoleFactory,
     UserFactory,
     default_role,
+    fake_key,
 )
 from tests.helpers import merchant_url, page_html, page_text, reload, stored_state
 
@@ -193,7 +196,7 @@ def test_the_invite_page_offers_only_roles_the_actor_may_give(
 ):
     response = client_for(key_manager).get(merchant_url("teams:invite", merchant))
 
-    offered = {int(pk) for pk in re.findall(r'<option value="(\d+)"', page_html(response))}
+    offered = {int(pk) for pk in re.findall(r'name="role" value="(\d+)"', page_html(response))}
     assert offered == {default_role("view-only").pk, key_manager_role.pk}
 
 
@@ -1320,3 +1323,101 @@ def test_a_refusal_by_a_service_is_audited_once_whether_a_page_or_code_made_it(
     ]
     assert all("last Owner" in event.details["reason"] for event in events)
     assert Membership.objects.filter(user=owner, merchant=merchant).exists()
+
+
+# Keys are submitted and reported from pages that need "View keys" (issue 14, item 2) ----
+
+
+@pytest.mark.parametrize(
+    ("perms", "named"),
+    [
+        ([VIEW_MERCHANT, SUBMIT_KEYS], "“Submit and roll keys”"),
+        ([VIEW_MERCHANT, REVOKE_KEYS], "“Revoke keys”"),
+        ([VIEW_MERCHANT, SUBMIT_KEYS, REVOKE_KEYS], "“Submit and roll keys” and “Revoke keys”"),
+    ],
+)
+def test_a_role_that_submits_or_revokes_keys_without_viewing_them_is_refused(
+    merchant, owner, client_for, perms, named
+):
+    before = stored_state()
+
+    response = client_for(owner).post(
+        merchant_url("teams:role_create", merchant), role_form(name="Key sender", permissions=perms)
+    )
+    with pytest.raises(Refused) as refusal:
+        create_role(merchant, owner, "Key sender", perms)
+
+    message = (
+        f"Include “View keys” with {named}: a member who submits a key is sent to its page "
+        "to follow its verification, and keys are reported from that list."
+    )
+    assert message in page_text(response)
+    assert refusal.value.message == message
+    assert stored_state() == before
+
+
+def test_a_role_that_submits_and_views_keys_is_created(merchant, owner):
+    role = create_role(merchant, owner, "Key sender", [VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS])
+
+    assert role_permission_names(role) == {VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS}
+
+
+def test_view_keys_cannot_be_taken_from_a_role_that_submits_keys(merchant, owner):
+    role = RoleFactory(
+        merchant=merchant, name="Key sender", permissions=[VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS]
+    )
+
+    with pytest.raises(Refused, match="Include “View keys” with “Submit and roll keys”"):
+        services.role_update(
+            role=role,
+            name="Key sender",
+            description="",
+            permissions=[VIEW_MERCHANT, SUBMIT_KEYS],
+            actor=owner,
+        )
+
+    assert role_permission_names(reload(role)) == {VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS}
+
+
+def test_the_role_form_says_submitting_and_revoking_come_with_view_keys(merchant, owner_client):
+    text = page_text(owner_client.get(merchant_url("teams:role_create", merchant)))
+
+    assert "Send new Stripe keys, including replacements. Comes with “View keys”." in text
+    assert "Comes with “View keys”." in text.split("Revoke keys", 1)[1]
+
+
+def test_a_member_of_a_key_sending_role_opens_the_page_of_the_key_they_submitted(
+    merchant, owner, client_for, fake_stripe
+):
+    role = create_role(merchant, owner, "Key sender", [VIEW_MERCHANT, VIEW_KEYS, SUBMIT_KEYS])
+    client = client_for(join(merchant, role).user)
+
+    response = client.post(
+        merchant_url("credentials:submit", merchant),
+        {
+            "publishable_key": fake_key("pk_test_"),
+            "secret_key": fake_key("sk_test_"),
+            "requested_integrations": ["online_payments"],
+            "note": "",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Keys received" in page_text(response)
+
+
+def test_the_migration_gives_view_keys_to_old_custom_roles_that_submit_or_revoke(
+    merchant, other_merchant
+):
+    submitter = RoleFactory(merchant=merchant, permissions=[VIEW_MERCHANT, SUBMIT_KEYS])
+    reporter = RoleFactory(merchant=other_merchant, permissions=[VIEW_MERCHANT, REVOKE_KEYS])
+    bystander = RoleFactory(merchant=merchant, permissions=[VIEW_MERCHANT, VIEW_TEAM])
+    migration = import_module("credentials.migrations.0007_key_roles_view_keys")
+
+    migration.give_key_roles_view_keys(django_apps, None)
+
+    assert role_permission_names(submitter) == {VIEW_MERCHANT, SUBMIT_KEYS, VIEW_KEYS}
+    assert role_permission_names(reporter) == {VIEW_MERCHANT, REVOKE_KEYS, VIEW_KEYS}
+    assert role_permission_names(bystander) == {VIEW_MERCHANT, VIEW_TEAM}
+    assert role_permission_names(default_role("view-only")) == {VIEW_MERCHANT}

@@ -1,65 +1,114 @@
-// Checks Stripe keys as they are typed, with the same rules as the server (which decides).
-// Nothing typed here leaves the page before the form is submitted.
+// Checks Stripe keys as they are typed, with the server's rules and the server's own words:
+// the messages come from credentials/stripe_keys.py through the page (json_script
+// "key-form-rules"), and the server decides. Nothing typed here leaves the page before the
+// form is submitted.
 (function () {
   "use strict";
   var form = document.getElementById("key-form");
-  if (!form) return;
-  var MIN_BODY = 24, MAX_LENGTH = 255;
-  var PREFIXED = /^(pk|sk|rk)_(test|live)_(.*)$/;
-  var KIND = { pk: "publishable", sk: "secret", rk: "restricted" };
+  var rulesScript = document.getElementById("key-form-rules");
+  if (!form || !rulesScript) return;
+  var rules = JSON.parse(rulesScript.textContent);
+  var MESSAGES = rules.messages;
+  var PREFIXED = /^(pk|sk|rk)_(test|live)_([\s\S]*)$/;
+  var TYPE = { pk: "publishable", sk: "secret", rk: "restricted" };
+  // The characters Python's str.strip() removes, so both sides trim a key alike.
+  var EDGE_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
-  function check(value, wanted) {
-    value = value.trim();
-    if (!value) return { error: "" };
-    if (value.length > MAX_LENGTH) return { error: "This is longer than any Stripe key (" + MAX_LENGTH + " characters at most). Check that only the key was pasted." };
-    if (/[^\x00-\x7F]/.test(value)) return { error: "This contains characters that Stripe keys never have (such as accented letters or curly quotes). Copy the key again from the Stripe dashboard." };
-    var expected = wanted === "publishable" ? "pk_test_ or pk_live_" : "sk_test_, sk_live_, rk_test_ or rk_live_";
-    var notAKey = "This is not a Stripe " + (wanted === "publishable" ? "publishable" : "secret") + " key: it should start with " + expected + ".";
-    if (/[\s\x00-\x1F\x7F]/.test(value)) {
-      if (!/^[psr]k_/.test(value)) return { error: notAKey };
-      return { error: "This contains a space or line break inside the key. Paste the key again as one unbroken line." };
-    }
-    if (/^["'`]|["'`]$/.test(value)) return { error: "This has quotation marks around the key. Remove the quotation marks, then paste the key again." };
-    if (/^gAAAAA[A-Za-z0-9_\-]+=*$/.test(value)) return { error: "This looks like an encrypted value, not a Stripe key." };
-    var match = PREFIXED.exec(value);
-    if (!match) return { error: notAKey };
-    var kind = KIND[match[1]];
-    var isWanted = wanted === "publishable" ? kind === "publishable" : kind !== "publishable";
-    if (!isWanted) {
-      return { error: kind === "publishable"
-        ? "This is a publishable key; paste it in the publishable key field."
-        : "This is a " + kind + " key; paste it in the secret key field." };
-    }
-    if (!match[3]) return { error: "This is only the beginning of a key (“" + match[1] + "_" + match[2] + "_”). Copy the whole key with the dashboard's copy button and paste it again." };
-    if (!/^[A-Za-z0-9]+$/.test(match[3])) return { error: "After “" + match[1] + "_" + match[2] + "_” a Stripe key has only letters and digits." };
-    if (match[3].length < MIN_BODY) return { error: "This key is too short: it needs at least " + MIN_BODY + " letters and digits after “" + match[1] + "_" + match[2] + "_”." };
-    return { error: "", mode: match[2] };
-  }
-
-  var fields = { publishable_key: "publishable", secret_key: "secret" };
-  function refresh() {
-    var modes = {};
-    Object.keys(fields).forEach(function (name) {
-      var input = form.elements[name];
-      var box = document.getElementById("field-" + name);
-      var out = form.querySelector('.live-error[data-for="' + name + '"]');
-      var result = check(input.value, fields[name]);
-      if (input.value.trim() || input.dataset.touched) {
-        out.textContent = result.error;
-        box.classList.toggle("has-error", !!result.error);
-        box.classList.toggle("valid", !result.error && !!result.mode);
-      }
-      modes[name] = result.mode;
+  function message(name, values) {
+    return MESSAGES[name].replace(/\{(\w+)\}/g, function (whole, key) {
+      return key in values ? String(values[key]) : whole;
     });
-    var secretOut = form.querySelector('.live-error[data-for="secret_key"]');
-    if (modes.publishable_key && modes.secret_key && modes.publishable_key !== modes.secret_key && !secretOut.textContent) {
-      secretOut.textContent = "The secret key is a " + modes.secret_key + " key but the publishable key is a " + modes.publishable_key + " key. Use both keys from the same mode.";
-      document.getElementById("field-secret_key").classList.add("has-error");
-    }
   }
-  Object.keys(fields).forEach(function (name) {
+
+  // Return {error} or {type, mode} for `value` typed in field `name`, as stripe_keys._parse.
+  function check(value, name) {
+    var field = rules.fields[name];
+    var words = { field: field.name, expected: field.expected };
+    var wantsPublishable = name === "publishable_key";
+    value = value.replace(EDGE_SPACE, "");
+    if (!value) return {};
+    var length = Array.from(value).length;
+    if (length > rules.max_length) {
+      words.length = length;
+      words.max_length = rules.max_length;
+      return { error: message("too_long", words) };
+    }
+    if (/[^\x00-\x7f]/.test(value)) return { error: message("non_ascii", {}) };
+    if (/[\x00-\x20\x7f]/.test(value)) {
+      // Text with spaces that is not a key at all gets the message about what a key looks like.
+      if (!/^[psr]k_/.test(value)) return { error: message("not_a_stripe_key", words) };
+      return { error: message("inner_whitespace", {}) };
+    }
+    if (/^["'`]|["'`]$/.test(value)) return { error: message("quoted", {}) };
+    if (/^gAAAAA[A-Za-z0-9_\-]+=*$/.test(value)) return { error: message("encrypted_value", words) };
+    var match = PREFIXED.exec(value);
+    if (!match) return { error: message("not_a_stripe_key", words) };
+    var type = TYPE[match[1]];
+    if (wantsPublishable !== (type === "publishable")) {
+      return { error: type === "publishable"
+        ? message("publishable_in_secret_field", {})
+        : message("secret_in_publishable_field", { key_type: type }) };
+    }
+    var body = match[3], prefix = match[1] + "_" + match[2] + "_";
+    if (!body) return { error: message("only_the_prefix", { prefix: prefix }) };
+    if (!/^[A-Za-z0-9]+$/.test(body)) return { error: message("invalid_characters", { prefix: prefix }) };
+    if (body.length < rules.min_body_length) {
+      return { error: message("too_short", {
+        prefix: prefix, min_body_length: rules.min_body_length, body_length: body.length
+      }) };
+    }
+    return { type: type, mode: match[2] };
+  }
+
+  // Show `state` ("error", "valid" or "" for neither) and `error` on field `name`: never the
+  // valid state beside an error, and aria-invalid exactly while there is an error.
+  function show(name, state, error) {
     var input = form.elements[name];
-    input.addEventListener("input", refresh);
-    input.addEventListener("blur", function () { input.dataset.touched = "1"; refresh(); });
+    var box = document.getElementById("field-" + name);
+    var out = document.getElementById(input.id + "_error");
+    var describedBy = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (id) {
+      return id && id !== out.id;
+    });
+    out.textContent = error || "";
+    box.classList.toggle("has-error", state === "error");
+    box.classList.toggle("valid", state === "valid");
+    if (state === "error") {
+      input.setAttribute("aria-invalid", "true");
+      describedBy.push(out.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
+    if (describedBy.length) input.setAttribute("aria-describedby", describedBy.join(" "));
+    else input.removeAttribute("aria-describedby");
+  }
+
+  var names = ["publishable_key", "secret_key"];
+  function refresh() {
+    var results = {};
+    names.forEach(function (name) { results[name] = check(form.elements[name].value, name); });
+    var publishable = results.publishable_key, secret = results.secret_key;
+    var mismatch = publishable.mode && secret.mode && publishable.mode !== secret.mode;
+    if (mismatch) {
+      secret = { error: message("mode_mismatch", {
+        secret_type: secret.type,
+        secret_mode: secret.mode,
+        publishable_mode: publishable.mode,
+        test_mode_switch: secret.mode === "live" ? "off" : "on"
+      }) };
+      // Either key may be the wrong one: neither is shown as valid.
+      publishable = { mismatch: true };
+    }
+    results = { publishable_key: publishable, secret_key: secret };
+    names.forEach(function (name) {
+      var input = form.elements[name], result = results[name];
+      // What the server said stays until the person changes the field.
+      if (!input.dataset.edited) return;
+      if (result.error) show(name, "error", result.error);
+      else show(name, result.mode ? "valid" : "", "");
+    });
+  }
+  names.forEach(function (name) {
+    var input = form.elements[name];
+    input.addEventListener("input", function () { input.dataset.edited = "1"; refresh(); });
   });
 })();

@@ -1,0 +1,1 @@
+"""Django's display formats for the project's language (FORMAT_MODULE_PATH)."""
