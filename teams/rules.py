@@ -122,15 +122,20 @@ def refusal_to_manage_member(actor, membership) -> str | None:
     return None
 
 
-def refusal_to_leave(membership) -> str | None:
-    """Why the member of `membership` may not leave its merchant, or None: the last Owner
-    stays, so that someone can always manage the team."""
+def is_last_owner(membership) -> bool:
+    """Return True if `membership` is its merchant's only Owner, who must stay one."""
     if not membership.role.is_owner:
-        return None
+        return False
     owners = Membership.objects.filter(
         merchant_id=membership.merchant_id, role__merchant__isnull=True, role__slug=OWNER
     )
-    if owners.count() > 1:
+    return owners.count() <= 1
+
+
+def refusal_to_leave(membership) -> str | None:
+    """Why the member of `membership` may not leave its merchant, or None: the last Owner
+    stays, so that someone can always manage the team."""
+    if not is_last_owner(membership):
         return None
     return (
         f"You are the last Owner of {membership.merchant.name}, so you cannot leave: make "

@@ -10,7 +10,7 @@ from merchants.models import Merchant
 from merchants.services import merchant_create
 from teams.models import Membership, Role
 from teams.permissions import MANAGE_MEMBER_ROLES, OWNER
-from teams.rules import refusal_to_grant, refusal_to_manage_member
+from teams.rules import is_last_owner, refusal_to_grant, refusal_to_manage_member
 from teams.services.inviter_changes import invitations_revoke_for_inviter
 from teams.services.refusals import refuse as _refuse
 
@@ -51,14 +51,8 @@ def lock_team(merchant) -> None:
     list(Membership.objects.select_for_update().filter(merchant=merchant).values_list("pk"))
 
 
-def _owner_count(merchant) -> int:
-    return Membership.objects.filter(
-        merchant=merchant, role__merchant__isnull=True, role__slug=OWNER
-    ).count()
-
-
 def _refuse_last_owner(membership, verb: str) -> None:
-    if membership.role.is_owner and _owner_count(membership.merchant) <= 1:
+    if is_last_owner(membership):
         raise Refused(
             f"{membership.user.email} is the last Owner of {membership.merchant.name} and "
             f"cannot {verb}: make someone else an Owner first.",
