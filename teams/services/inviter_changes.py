@@ -33,9 +33,10 @@ def invitations_revoke_for_inviter(*, inviter_id, merchant, actor, reason: str, 
         for invitation in invitations
         if refusal_to_invite(inviter, merchant, invitation.role) is not None
     ]
-    now = timezone.now()
+    Invitation.objects.filter(pk__in=[invitation.pk for invitation in stale]).update(
+        revoked_at=timezone.now()
+    )
     for invitation in stale:
-        Invitation.objects.filter(pk=invitation.pk).update(revoked_at=now)
         audit_record(
             action=AuditEvent.Action.INVITATION_REVOKED,
             actor=actor,
