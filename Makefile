@@ -9,7 +9,7 @@ export PORT
 # mail, gets PORT+100), and the settings build mail links (SITE_URL) from this one.
 export WEB_PORT := $(PORT)
 
-.PHONY: help install local-state run demo test lint format bench faults clean
+.PHONY: help install local-state port-free run demo test lint format bench faults clean
 
 help:
 	@echo "make run    set up (venv, .env, database, demo data) and serve on http://127.0.0.1:$(PORT)"
@@ -35,7 +35,13 @@ install: $(VENV)/.installed
 local-state: install
 	$(BIN)/python -m core.envfile
 
-run: local-state
+# Another copy (or any program) on the web port would stop web, worker and beat at once: say
+# which port and how to choose another before anything starts.
+port-free:
+	@$(PYTHON) -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $(PORT)))" 2>/dev/null \
+		|| { echo "Port $(PORT) is in use (another copy of Keyhouse?). Stop it, or choose another port: PORT=8080 make $(MAKECMDGOALS)" >&2; exit 1; }
+
+run: port-free local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
@@ -49,7 +55,7 @@ run: local-state
 # `make run` with a fake Stripe on 127.0.0.1:12111 (or another free port when something, such
 # as another demo, holds that one) instead of Stripe's API: for a demo without a Stripe account
 # or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are rejected.
-demo: local-state
+demo: port-free local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@stripe_port=$$($(BIN)/python -m tests.fake_stripe --free-port) && \
