@@ -32,13 +32,13 @@ from teams.permissions import HELPDESK_REVEAL_SECRETS
 
 mail_kind_labels_register(
     {
-        HELPDESK_SUBMISSION: "A key was submitted: the helpdesk is told Stripe's answer",
+        HELPDESK_SUBMISSION: "A key was submitted: the helpdesk is told the provider's answer",
         HELPDESK_REMINDER: "A submission is still waiting: reminder to the helpdesk",
-        "merchant_verification_result": "The merchant is told Stripe's answer about their key",
+        "merchant_verification_result": "The merchant is told the provider's answer about a key",
         "merchant_key_revoked": "The merchant is told their key was revoked",
         "helpdesk_key_revoked": "Urgent: the helpdesk is told a key was reported compromised",
-        "merchant_key_no_longer_valid": "The merchant is told Stripe no longer accepts their key",
-        "helpdesk_key_no_longer_valid": "The helpdesk is told Stripe no longer accepts a key",
+        "merchant_key_no_longer_valid": "The merchant is told their key stopped working",
+        "helpdesk_key_no_longer_valid": "The helpdesk is told the provider no longer accepts a key",
     }
 )
 
@@ -53,7 +53,8 @@ class CredentialAdminForm(forms.ModelForm):
         help_texts = {"verification_reason": "", "replaced_by": ""}
         labels = {
             "verification_reason": "What the merchant was told",
-            "verification_code": "Stripe's code",
+            "verification_code": "Provider's code",
+            "public_key": "Public value (publishable key or merchant id)",
         }
 
 
@@ -66,7 +67,7 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
         "merchant",
         "provider_mode",
         "secret_hint",
-        "stripe_said",
+        "provider_said",
         "flagged",
         "followup",
         "acknowledged_by_label",
@@ -94,7 +95,7 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
     view_on_site = False
     # `secret` is excluded explicitly as well as being non-editable: it must never become a
     # form field, even if someone later lists every field here.
-    exclude = ("secret",)
+    exclude = ("secret", "extra_secret")
     fieldsets = (
         (
             "Submission",
@@ -105,7 +106,7 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
                     "mode",
                     "kind",
                     "secret_hint",
-                    "publishable_key",
+                    "public_key",
                     "integrations",
                     "note",
                     "submitted_by",
@@ -122,6 +123,7 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
                     "verification_code",
                     "verification_attempts",
                     "checked_at",
+                    "missing_permissions_list",
                     "account_id",
                     "account_name",
                     "account_country",
@@ -166,9 +168,13 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
     def provider_mode(self, obj):
         return f"{obj.get_provider_display()} · {obj.get_mode_display()}"
 
-    @admin.display(description="What Stripe said", ordering="verification_state")
-    def stripe_said(self, obj):
+    @admin.display(description="What the provider said", ordering="verification_state")
+    def provider_said(self, obj):
         return short_outcome(obj)
+
+    @admin.display(description="Missing permissions")
+    def missing_permissions_list(self, obj):
+        return "; ".join(obj.missing_permission_labels) or "-"
 
     @admin.display(description="Flags")
     def flagged(self, obj):
@@ -274,7 +280,7 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The admin never shows the secret, so it never decrypts one either.
-        return super().get_queryset(request).defer("secret")
+        return super().get_queryset(request).defer("secret", "extra_secret")
 
     def get_readonly_fields(self, request, obj=None):
         # Every fact here was recorded by the system; the helpdesk acts through actions.

@@ -89,24 +89,16 @@ class CredentialChangeList(ChangeList):
         ]
 
 
-# What Stripe said, in a few words for the queue (the key's page has the whole sentence).
-SHORT_OUTCOMES = {
-    "verified": "Verified",
-    "limited_permissions": "Verified, limited permissions",
-    "invalid_api_key": "Rejected: key not accepted",
-    "api_key_expired": "Rejected: key expired",
-    "insufficient_permissions": "Rejected: permissions missing",
-    "secret_key_forbidden": "Rejected: account restricted",
-    "livemode_mismatch": "Rejected: wrong mode",
-}
 RETIRED = {LifecycleState.SUPERSEDED: "replaced", LifecycleState.REVOKED: "revoked"}
 
 
 def short_outcome(credential) -> str:
-    """Return what Stripe said about `credential` in a few words, and whether it is retired."""
+    """Return what the provider said about `credential` in a few words (the key's page has
+    the whole sentence), and whether it is retired."""
     outcome = credential.get_verification_state_display()
     if credential.verification_state in (VerificationState.VERIFIED, VerificationState.REJECTED):
-        outcome = SHORT_OUTCOMES.get(credential.verification_code, outcome)
+        short = credential.provider_spec.short_outcomes
+        outcome = short.get(credential.verification_code, outcome)
     if credential.lifecycle_state in RETIRED:
         outcome = f"{outcome} ({RETIRED[credential.lifecycle_state]})"
     return outcome

@@ -110,7 +110,7 @@ class KeyActionViewsMixin:
         }
         if request.method == "POST":
             try:
-                secret = credential_reveal(
+                secrets = credential_reveal(
                     credential=credential,
                     actor=request.user,
                     reason=request.POST.get("reason", ""),
@@ -128,7 +128,7 @@ class KeyActionViewsMixin:
                 response = TemplateResponse(
                     request,
                     "admin/credentials/credential/revealed.html",
-                    {**context, "secret": secret},
+                    {**context, "secrets": secrets},
                 )
                 # Cache-Control comes from admin_view(); Pragma is for HTTP/1.0 caches.
                 response["Pragma"] = "no-cache"

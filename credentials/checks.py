@@ -19,6 +19,7 @@ def _stored_ciphertexts():
     sources = (
         (EncryptionCanary, "value"),
         (Credential, "secret"),
+        (Credential, "extra_secret"),
     )
     for model, field_name in sources:
         column = model._meta.get_field(field_name).column

@@ -1,19 +1,14 @@
-"""The key submission form: checks keys as Stripe would shape them, never echoes a secret."""
+"""What every provider's key form is built from: key fields that never echo a refused value,
+a secret that is never redisplayed, and the integrations and note every submission has."""
 
 from django import forms
 from django.forms.boundfield import BoundField
 
 from core.redaction import contains_secret
 from core.validators import refuse_control_characters
-from credentials.stripe_keys import (
-    MAX_KEY_LENGTH,
-    StripeKey,
-    browser_rules,
-    check_same_mode,
-    parse_publishable_key,
-    parse_secret_key,
-)
 from merchants.models import Integration
+
+KEY_INPUT_ATTRS = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
 
 
 def reject_key_in_text(value: str) -> None:
@@ -54,18 +49,18 @@ class SecretKeyBoundField(RedactedOnErrorBoundField):
         return described_by
 
 
-class StripeKeyField(forms.CharField):
-    """A CharField whose cleaned value is a parsed StripeKey.
+class KeyField(forms.CharField):
+    """A CharField whose cleaned value is what `parse` makes of it (a parsed key).
 
     Its own parser runs instead of the generic length and null-character validators, so each
     refusal says what is wrong with the key and how to fix it.
     """
 
-    def __init__(self, *, parse, asks_again: bool = False, **kwargs):
+    def __init__(self, *, parse, max_length: int, asks_again: bool = False, **kwargs):
         self.parse = parse
-        # The secret: never redisplayed, so after an error the page asks for it again.
+        # A secret: never redisplayed, so after an error the page asks for it again.
         self.asks_again = asks_again
-        super().__init__(max_length=MAX_KEY_LENGTH, **kwargs)
+        super().__init__(max_length=max_length, **kwargs)
 
     def widget_attrs(self, widget):
         attrs = super().widget_attrs(widget)
@@ -105,35 +100,15 @@ class NoteField(forms.CharField):
         return RedactedOnErrorBoundField(form, self, field_name)
 
 
-class CredentialSubmitForm(forms.Form):
-    publishable_key = StripeKeyField(
-        parse=parse_publishable_key,
-        label="Publishable key",
-        help_text="Starts with pk_test_ or pk_live_.",
-        error_messages={
-            "required": "Paste the publishable key: it starts with pk_test_ or pk_live_."
-        },
-        widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
-        ),
-    )
-    secret_key = StripeKeyField(
-        parse=parse_secret_key,
-        asks_again=True,
-        label="Secret or restricted key",
-        help_text=(
-            "Starts with sk_ or rk_. It is encrypted when stored and never shown again; you "
-            "will see only its last four characters."
-        ),
-        error_messages={
-            "required": "Paste the secret key (sk_test_ or sk_live_) or a restricted key (rk_…)."
-        },
-        # render_value=False: the secret never comes back, not even after an error.
-        widget=forms.PasswordInput(
-            render_value=False,
-            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"},
-        ),
-    )
+class KeysForm(forms.Form):
+    """What every provider's key form asks besides the keys: the integrations and a note.
+
+    A provider's form adds its key fields (and lists them first in `field_order`), and names
+    in `secret_fields` those that are never redisplayed.
+    """
+
+    secret_fields: tuple[str, ...] = ()
+
     requested_integrations = forms.MultipleChoiceField(
         label="Integrations to switch on",
         choices=Integration.choices,
@@ -153,26 +128,28 @@ class CredentialSubmitForm(forms.Form):
         },
     )
 
-    def clean(self):
-        cleaned = super().clean()
-        publishable: StripeKey | None = cleaned.get("publishable_key")
-        secret: StripeKey | None = cleaned.get("secret_key")
-        if publishable and secret:
-            try:
-                check_same_mode(publishable=publishable, secret=secret)
-            except forms.ValidationError as error:
-                # Beside the secret key, where the page's script shows it as it is typed.
-                self.add_error("secret_key", error)
-        return cleaned
-
     @property
     def browser_rules(self) -> dict:
-        """Return the rules and messages the page's script checks keys with as they are typed
-        (`credentials.stripe_keys.browser_rules`), for `json_script`."""
-        return browser_rules()
+        """Return what the page's script checks keys with as they are typed, for
+        `json_script` ({} when the provider's keys are checked by the server only)."""
+        return {}
 
     @property
     def secret_cleared(self) -> bool:
         """Return True if a secret was sent but the form is shown again without it (it is
         never redisplayed): the page asks for it again."""
-        return bool(self.is_bound and self.errors and self.data.get("secret_key", "").strip())
+        return bool(
+            self.is_bound
+            and self.errors
+            and any(self.data.get(name, "").strip() for name in self.secret_fields)
+        )
+
+
+def secret_input() -> forms.PasswordInput:
+    """The widget of a secret: render_value=False, so it never comes back, not even after an
+    error."""
+    return forms.PasswordInput(render_value=False, attrs=dict(KEY_INPUT_ATTRS))
+
+
+def key_input() -> forms.TextInput:
+    return forms.TextInput(attrs=dict(KEY_INPUT_ATTRS))

@@ -11,6 +11,7 @@ from merchants.models import Integration
 
 class Provider(models.TextChoices):
     STRIPE = "stripe", "Stripe"
+    KASHIER = "kashier", "Kashier"
 
 
 class Mode(models.TextChoices):
@@ -27,8 +28,8 @@ class VerificationState(models.TextChoices):
     PENDING = "pending", "Waiting to be verified"
     VERIFYING = "verifying", "Being verified"
     VERIFIED = "verified", "Verified"
-    REJECTED = "rejected", "Rejected by Stripe"
-    UNREACHABLE = "unreachable", "Stripe could not be reached"
+    REJECTED = "rejected", "Rejected by the provider"
+    UNREACHABLE = "unreachable", "The provider could not be reached"
     # Retired (replaced or revoked) before Stripe answered: nothing will verify it any more.
     NOT_VERIFIED = "not_verified", "Not verified"
 
@@ -37,6 +38,11 @@ class HelpdeskFlag(models.TextChoices):
     DUPLICATE_ELSEWHERE = "duplicate_elsewhere", "The same key is active at another merchant"
     ACCOUNT_MISMATCH = "account_mismatch", "Test and live keys belong to different accounts"
     LIMITED_PERMISSIONS = "limited_permissions", "Restricted key without access to the account"
+    MISSING_PERMISSIONS = (
+        "missing_permissions",
+        "Restricted key without permissions the requested integrations need",
+    )
+    SECRET_KEY = "secret_key", "A Stripe secret key, where Stripe recommends a restricted key"
     UNDECRYPTABLE = (
         "undecryptable",
         "Keyhouse cannot decrypt this key: check FIELD_ENCRYPTION_KEY on the workers",
@@ -59,7 +65,7 @@ class CredentialQuerySet(models.QuerySet):
         # bulk_update hands the field a CASE WHEN expression, which the encryption library
         # encrypts as text: the row then holds "CASE WHEN … THEN Value('sk_live_…')" instead
         # of the secret. Secrets are saved row by row instead.
-        if "secret" in fields:
+        if {"secret", "extra_secret"} & set(fields):
             raise TypeError(
                 "bulk_update() would store secrets unencrypted; save each credential with "
                 "save(update_fields=['secret']) instead."
@@ -85,8 +91,19 @@ class Credential(models.Model):
     provider = models.CharField(max_length=16, choices=Provider, default=Provider.STRIPE)
     mode = models.CharField(max_length=8, choices=Mode)
     kind = models.CharField(max_length=16, choices=Kind)
-    publishable_key = models.CharField(max_length=255)
+    public_key = models.CharField(
+        max_length=255,
+        help_text="The provider's public value, shown in full: Stripe's publishable key, "
+        "Kashier's merchant id.",
+    )
     secret = EncryptedSecretField(max_length=255, null=True, editable=False)
+    extra_secret = EncryptedSecretField(
+        max_length=255,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="A second secret, where the provider has one (Kashier's Payment API key).",
+    )
     secret_hint = models.CharField(max_length=32)
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
     requested_integrations = models.JSONField(default=list, blank=True)
@@ -129,6 +146,11 @@ class Credential(models.Model):
     livemode = models.BooleanField(null=True, blank=True)
     limited_permissions = models.BooleanField(
         default=False, help_text="A restricted key that cannot read the account, only balances."
+    )
+    missing_permissions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Permissions the requested integrations need that the key lacks (rak_…).",
     )
     helpdesk_flags = models.JSONField(
         default=list, blank=True, help_text="Codes of what the helpdesk should look at."
@@ -193,12 +215,18 @@ class Credential(models.Model):
             models.CheckConstraint(
                 condition=(
                     models.Q(lifecycle_state="active", secret__isnull=False)
-                    | (~models.Q(lifecycle_state="active") & models.Q(secret__isnull=True))
+                    | (
+                        ~models.Q(lifecycle_state="active")
+                        & models.Q(secret__isnull=True, extra_secret__isnull=True)
+                    )
                 ),
                 name="cred_secret_only_while_active",
             ),
             models.CheckConstraint(
                 condition=models.Q(mode__in=["test", "live"]), name="cred_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(provider__in=["stripe", "kashier"]), name="cred_provider_valid"
             ),
             models.CheckConstraint(
                 condition=models.Q(kind__in=["secret", "restricted"]), name="cred_kind_valid"
@@ -232,10 +260,22 @@ class Credential(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.merchant} · {self.get_mode_display()} · {self.secret_hint}"
+        return (
+            f"{self.merchant} · {self.get_provider_display()} {self.get_mode_display()} · "
+            f"{self.secret_hint}"
+        )
 
     def get_absolute_url(self):
         return reverse("credentials:detail", kwargs={"slug": self.merchant.slug, "pk": self.pk})
+
+    def get_verification_state_display(self) -> str:
+        """Return the verification state in words, naming the provider ("Rejected by
+        Stripe")."""
+        label = dict(VerificationState.choices).get(
+            self.verification_state, self.verification_state
+        )
+        provider = self.get_provider_display()
+        return str(label).replace("The provider", provider).replace("the provider", provider)
 
     @property
     def is_decided(self) -> bool:
@@ -249,6 +289,22 @@ class Credential(models.Model):
     @property
     def is_active(self) -> bool:
         return self.lifecycle_state == LifecycleState.ACTIVE
+
+    @property
+    def provider_spec(self):
+        """Return this key's provider (`credentials.providers`): its labels, its help."""
+        from credentials.providers import provider_for
+
+        return provider_for(self.provider)
+
+    @property
+    def missing_permission_labels(self) -> list[str]:
+        return self.provider_spec.permission_labels(self.missing_permissions)
+
+    @property
+    def advice(self) -> str:
+        """What the merchant should do better with this key ("" when nothing)."""
+        return self.provider_spec.advice(kind=self.kind) if self.is_active else ""
 
     @property
     def requested_integration_labels(self) -> list[str]:

@@ -6,13 +6,13 @@ page that decrypted every key would grow slower with each one stored.
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
-from credentials.models import Credential, LifecycleState, Mode, VerificationState
+from credentials.models import Credential, LifecycleState, Mode, Provider, VerificationState
 
-# Stripe's answers that leave a key out of use: refused, or not checked yet after retries.
+# The provider's answers that leave a key out of use: refused, or not checked yet after retries.
 FAILED_STATES = (VerificationState.REJECTED, VerificationState.UNREACHABLE)
 # Verification not over: the key page follows it.
 WAITING_STATES = (VerificationState.PENDING, VerificationState.VERIFYING)
@@ -22,7 +22,7 @@ def _for_display(*, user, merchant) -> QuerySet[Credential]:
     return (
         Credential.objects.filter(merchant=merchant, merchant__memberships__user=user)
         .select_related("merchant", "submitted_by")
-        .defer("secret")
+        .defer("secret", "extra_secret")
     )
 
 
@@ -39,39 +39,19 @@ def credential_get_for_member(*, user, merchant, pk: int) -> Credential:
         raise Http404("No such key.") from None
 
 
-def credentials_current_by_mode(*, user, merchant) -> dict[str, Credential | None]:
-    """Return the current credential of each mode (test, live), or None for a mode.
-
-    That is the newest active one, except that a key Stripe refused (or could not check)
-    does not hide an older one still in use: during a roll the newest is the replacement
-    being verified, which is what the merchant wants to follow, but once it is rejected the
-    old key is the one in use again. One query per mode, whatever the number of stored keys.
-    """
-    failed_last = Case(
-        When(
-            verification_state__in=[VerificationState.REJECTED, VerificationState.UNREACHABLE],
-            then=Value(1),
-        ),
-        default=Value(0),
-        output_field=IntegerField(),
-    )
-    active = (
-        _for_display(user=user, merchant=merchant)
-        .filter(lifecycle_state=LifecycleState.ACTIVE)
-        .order_by(failed_last, "-submitted_at", "-pk")
-    )
-    return {mode: active.filter(mode=mode).first() for mode in Mode.values}
-
-
 @dataclass(frozen=True)
 class ModeKeys:
-    """The keys of one mode as the merchant page tells them.
+    """The keys of one provider and mode as the merchant page tells them.
 
-    `current` is the key to follow (see `credentials_current_by_mode`); `in_use` the newest
-    verified active key, the one the integration uses; `failed_roll` a newer key Stripe refused
+    `current` is the key to follow: the newest active one, except that a key the provider
+    refused (or could not check) does not hide an older one still in use: during a roll the
+    newest is the replacement being verified, which is what the merchant wants to follow, but
+    once it is rejected the old key is the one in use again. `in_use` is the newest verified
+    active key, the one the integration uses; `failed_roll` a newer key the provider refused
     or could not check while `in_use` stays; `retired` the last key revoked or replaced.
     """
 
+    provider: str
     mode: str
     label: str
     current: Credential | None
@@ -96,15 +76,43 @@ def _newest(queryset: QuerySet[Credential]) -> Subquery:
     return Subquery(queryset.order_by("-submitted_at", "-pk").values("pk")[:1])
 
 
-def credentials_by_mode(*, user, merchant) -> list[ModeKeys]:
-    """Return the keys of each mode (test, then live) for the merchant page.
+@dataclass(frozen=True)
+class ProviderKeys:
+    """One provider's keys on the merchant page: a `ModeKeys` per mode."""
 
-    Two queries per mode, whatever the number of stored keys: the newest active key, the
-    newest that Stripe did not refuse and the newest verified one in one, the last retired
-    key in the other.
+    provider: str
+    label: str
+    modes: list[ModeKeys]
+
+
+def credentials_by_provider(*, user, merchant) -> list[ProviderKeys]:
+    """Return the keys of each provider the merchant has keys for (Stripe when it has none
+    yet), each with its modes (test, then live), for the merchant page.
+
+    One query for the providers, then two per provider and mode, whatever the number of
+    stored keys: the newest active key, the newest the provider did not refuse and the newest
+    verified one in one, the last retired key in the other.
     """
+    used = set(
+        _for_display(user=user, merchant=merchant)
+        .order_by()
+        .values_list("provider", flat=True)
+        .distinct()
+    )
+    return [
+        ProviderKeys(
+            provider=code,
+            label=label,
+            modes=_credentials_by_mode(user=user, merchant=merchant, provider=code),
+        )
+        for code, label in Provider.choices
+        if code in used or (not used and code == Provider.STRIPE)
+    ]
+
+
+def _credentials_by_mode(*, user, merchant, provider: str) -> list[ModeKeys]:
     active = _for_display(user=user, merchant=merchant).filter(
-        lifecycle_state=LifecycleState.ACTIVE
+        provider=provider, lifecycle_state=LifecycleState.ACTIVE
     )
     summaries = []
     for mode, label in Mode.choices:
@@ -117,17 +125,20 @@ def credentials_by_mode(*, user, merchant) -> list[ModeKeys]:
             ).order_by("-submitted_at", "-pk")
         )
         newest = keys[0] if keys else None
-        # As credentials_current_by_mode: a failed key does not hide one still in use.
+        # A failed key does not hide one still in use (see ModeKeys).
         current = next((k for k in keys if k.verification_state not in FAILED_STATES), newest)
         in_use = next((k for k in keys if k.verification_state == VerificationState.VERIFIED), None)
         summaries.append(
             ModeKeys(
+                provider=provider,
                 mode=mode,
                 label=label,
                 current=current,
                 in_use=in_use,
                 failed_roll=newest if newest is not None and newest != current else None,
-                retired=credential_last_retired(user=user, merchant=merchant, mode=mode),
+                retired=credential_last_retired(
+                    user=user, merchant=merchant, provider=provider, mode=mode
+                ),
             )
         )
     return summaries
@@ -151,7 +162,7 @@ def credential_list_active_by_fingerprint(
         Credential.objects.active()
         .filter(merchant=merchant, provider=provider, mode=mode, fingerprint=fingerprint)
         .select_for_update()
-        .defer("secret")
+        .defer("secret", "extra_secret")
     )
 
 
@@ -166,11 +177,11 @@ def credentials_history(*, user, merchant) -> QuerySet[Credential]:
     )
 
 
-def credential_last_retired(*, user, merchant, mode: str) -> Credential | None:
-    """Return the most recently revoked or superseded key of a mode, or None."""
+def credential_last_retired(*, user, merchant, provider: str, mode: str) -> Credential | None:
+    """Return the most recently revoked or superseded key of a provider and mode, or None."""
     return (
         _for_display(user=user, merchant=merchant)
-        .filter(mode=mode)
+        .filter(provider=provider, mode=mode)
         .exclude(lifecycle_state=LifecycleState.ACTIVE)
         .order_by("-lifecycle_changed_at", "-pk")
         .first()
@@ -218,27 +229,27 @@ class KeyStatus:
 
 
 def credential_status(credential: Credential) -> KeyStatus:
-    """Return whether `credential` is in use, from its lifecycle and Stripe's answer.
+    """Return whether `credential` is in use, from its lifecycle and its provider's answer.
 
-    An active key is in use only once Stripe accepted it: a key Stripe refused reads "Not in
-    use", never "Active", though it stays stored for the helpdesk to verify again.
+    An active key is in use only once the provider accepted it: a key it refused reads "Not
+    in use", never "Active", though it stays stored for the helpdesk to verify again.
     """
     if credential.lifecycle_state == LifecycleState.REVOKED:
         return KeyStatus("revoked", "Revoked")
     if credential.lifecycle_state == LifecycleState.SUPERSEDED:
         return KeyStatus("superseded", "Replaced by a newer key")
-    state = credential.verification_state
+    state, provider = credential.verification_state, credential.get_provider_display()
     if state == VerificationState.VERIFIED:
         return KeyStatus("active", "Active")
     if state == VerificationState.REJECTED:
-        return KeyStatus("rejected", "Not in use (Stripe rejected it)")
+        return KeyStatus("rejected", f"Not in use ({provider} rejected it)")
     if state == VerificationState.UNREACHABLE:
-        return KeyStatus("unreachable", "Not in use yet (Stripe could not be reached)")
-    return KeyStatus("waiting", "Not in use yet (waiting for Stripe)")
+        return KeyStatus("unreachable", f"Not in use yet ({provider} could not be reached)")
+    return KeyStatus("waiting", f"Not in use yet (waiting for {provider})")
 
 
 # The helpdesk's queue. A key waits for the helpdesk while it is in use and nobody has
-# acknowledged it, whatever Stripe said; a rejected one waits for the merchant (only they can
+# acknowledged it, whatever the provider said; a rejected one waits for the merchant (only they can
 # submit a working key), so it is never overdue and never reminded.
 WAITING_FOR_HELPDESK = Q(lifecycle_state=LifecycleState.ACTIVE, acknowledged_at__isnull=True)
 WAITING_FOR_MERCHANT = WAITING_FOR_HELPDESK & Q(verification_state=VerificationState.REJECTED)

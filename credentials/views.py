@@ -14,12 +14,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
-from credentials.forms import CredentialSubmitForm
+from credentials.providers import DEFAULT_PROVIDER, PROVIDERS
 from credentials.selectors import (
     WAITING_STATES,
     credential_get_for_member,
     credential_status,
-    credentials_by_mode,
+    credentials_by_provider,
     credentials_history,
     merchant_onboarding_status,
 )
@@ -31,7 +31,7 @@ from teams.permissions import REVOKE_KEYS, SUBMIT_KEYS, VIEW_KEYS, VIEW_MERCHANT
 HISTORY_PAGE_SIZE = 20
 
 # Error reports (emails to ADMINS, Sentry-like handlers) replace these POST values with stars.
-_SENSITIVE_FIELDS = ("secret_key", "publishable_key", "note")
+_SENSITIVE_FIELDS = ("secret_key", "payment_api_key", "publishable_key", "note")
 
 
 class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
@@ -44,7 +44,8 @@ class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user, merchant = self.request.user, self.merchant
         can_view_keys = user.has_perm(VIEW_KEYS, merchant)
-        modes = credentials_by_mode(user=user, merchant=merchant) if can_view_keys else []
+        providers = credentials_by_provider(user=user, merchant=merchant) if can_view_keys else []
+        modes = [keys for provider in providers for keys in provider.modes]
         history = (
             Paginator(
                 credentials_history(user=user, merchant=merchant), HISTORY_PAGE_SIZE
@@ -54,7 +55,12 @@ class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
         )
         return super().get_context_data(
             can_view_keys=can_view_keys,
-            modes=modes,
+            providers=providers,
+            other_providers=[
+                provider
+                for code, provider in PROVIDERS.items()
+                if code not in {keys.provider for keys in providers}
+            ],
             onboarding_status=merchant_onboarding_status(
                 current_credentials=[keys.current for keys in modes],
                 emptied_modes=sum(keys.emptied for keys in modes),
@@ -67,8 +73,10 @@ class MerchantView(MerchantPermissionRequiredMixin, TemplateView):
 @method_decorator(never_cache, name="dispatch")
 @method_decorator(sensitive_post_parameters(*_SENSITIVE_FIELDS), name="dispatch")
 class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
+    """Submitting keys: one form per provider (`?provider=kashier`; Stripe by default), each
+    with its own help. A roll (`?replaces=<id>`) keeps the replaced key's provider."""
+
     permission_required = SUBMIT_KEYS
-    form_class = CredentialSubmitForm
     template_name = "credentials/submit.html"
 
     def get_initial(self):
@@ -88,18 +96,34 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
             return None
         return credential if credential.is_active else None
 
+    @cached_property
+    def provider(self):
+        """Return the provider whose keys this page takes."""
+        if self.replacing is not None:
+            return self.replacing.provider_spec
+        return PROVIDERS.get(self.request.GET.get("provider", ""), PROVIDERS[DEFAULT_PROVIDER])
+
+    def get_form_class(self):
+        return self.provider.form_class
+
     def get_context_data(self, **kwargs):
-        return super().get_context_data(replacing=self.replacing, **kwargs)
+        return super().get_context_data(
+            replacing=self.replacing,
+            provider=self.provider,
+            providers=list(PROVIDERS.values()),
+            **kwargs,
+        )
 
     def form_valid(self, form):
-        replacing, secret_key = self.replacing, form.cleaned_data["secret_key"]
-        if replacing is not None and secret_key.mode != replacing.mode:
+        replacing, provider = self.replacing, self.provider
+        keys = provider.submitted_keys(form.cleaned_data)
+        if replacing is not None and keys.mode != replacing.mode:
             form.add_error(
-                "secret_key",
+                provider.mode_field,
                 ValidationError(
                     f"You are rolling the {replacing.get_mode_display().lower()} key "
-                    f"{replacing.secret_hint}, but this is a {secret_key.mode} key. Paste "
-                    f"{replacing.get_mode_display().lower()} keys, or submit {secret_key.mode} "
+                    f"{replacing.secret_hint}, but this is a {keys.mode} key. Paste "
+                    f"{replacing.get_mode_display().lower()} keys, or submit {keys.mode} "
                     "keys from the merchant page instead.",
                     code="roll_mode_mismatch",
                 ),
@@ -108,16 +132,14 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
         try:
             credential = credential_submit(
                 merchant=self.merchant,
-                publishable_key=form.cleaned_data["publishable_key"],
-                secret_key=form.cleaned_data["secret_key"],
+                keys=keys,
                 requested_integrations=form.cleaned_data["requested_integrations"],
                 note=form.cleaned_data["note"],
                 actor=self.request.user,
                 request=self.request,
             )
         except SubmissionRefused as error:
-            field = "secret_key" if error.code == "duplicate" else None
-            form.add_error(field, error)
+            form.add_error(error.field if error.field in form.fields else None, error)
             return self.form_invalid(form)
         if not self.request.user.has_perm(VIEW_KEYS, self.merchant):
             # The team rules give "View keys" with "Submit and roll keys"; a role from before
@@ -125,15 +147,15 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
             messages.success(
                 self.request,
                 f"Your {credential.get_mode_display().lower()} key {credential.secret_hint} is "
-                "stored encrypted and will now be verified with Stripe. You will get an email "
-                "with the result.",
+                f"stored encrypted and will now be verified with {provider.label}. You will get "
+                "an email with the result.",
             )
             return redirect(self.merchant.get_absolute_url())
         return redirect(credential.get_absolute_url() + "?submitted=1")
 
 
 class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
-    """One key: what Stripe said and the helpdesk's progress. While Stripe has not answered,
+    """One key: what its provider said and the helpdesk's progress. While it has not answered,
     the page follows the key's status (`CredentialStatusView`) and shows the outcome."""
 
     permission_required = VIEW_KEYS
@@ -148,7 +170,7 @@ class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
             credential=credential,
             status=credential_status(credential),
             waiting=waiting,
-            # The receipt is for the page right after submitting, while Stripe has not answered.
+            # The receipt is for the page right after submitting, while no answer has come.
             just_submitted="submitted" in self.request.GET and waiting,
             **kwargs,
         )
@@ -156,7 +178,7 @@ class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
 
 @method_decorator(never_cache, name="dispatch")
 class CredentialStatusView(MerchantPermissionRequiredMixin, View):
-    """A key's verification status as JSON, for its page to follow while Stripe has not
+    """A key's verification status as JSON, for its page to follow while the provider has not
     answered. The same facts as the page, never the secret nor the publishable key."""
 
     permission_required = VIEW_KEYS
@@ -208,7 +230,7 @@ class CredentialRevokeView(MerchantPermissionRequiredMixin, TemplateView):
             )
         messages.warning(
             request,
-            f"The key {credential.secret_hint} is revoked and erased. Now roll it in the Stripe "
-            "dashboard and submit the new key.",
+            f"The key {credential.secret_hint} is revoked and erased. Now roll it in "
+            f"{credential.provider_spec.dashboard} and submit the new key.",
         )
         return redirect(self.merchant.get_absolute_url())

@@ -83,7 +83,9 @@ CATALOGUE: tuple[MerchantPermission, ...] = (
         "See which keys are stored, their hints and verification results (never the secret).",
     ),
     MerchantPermission(
-        SUBMIT_KEYS, "Submit and roll keys", "Send new Stripe keys, including replacements."
+        SUBMIT_KEYS,
+        "Submit and roll keys",
+        "Send new provider keys (Stripe, Kashier), including replacements.",
     ),
     MerchantPermission(
         REVOKE_KEYS, "Revoke keys", "Report a key as compromised, which erases it at once."

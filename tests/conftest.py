@@ -165,3 +165,12 @@ def fake_stripe(settings):
     with FakeStripe() as server:
         settings.STRIPE_API_BASE = server.url
         yield server
+
+
+@pytest.fixture
+def fake_kashier(settings):
+    """Fake Kashier hosts, test and live, on 127.0.0.1, that the code under test is pointed at."""
+    from tests.fake_kashier import fake_kashier_pair
+
+    with fake_kashier_pair(settings) as hosts:
+        yield hosts

@@ -114,7 +114,7 @@ class CredentialFactory(factory.django.DjangoModelFactory):
     merchant = factory.SubFactory(MerchantFactory)
     mode = Mode.TEST
     kind = Kind.SECRET
-    publishable_key = factory.LazyAttribute(lambda o: fake_key(f"pk_{o.mode}_"))
+    public_key = factory.LazyAttribute(lambda o: fake_key(f"pk_{o.mode}_"))
     secret = factory.SelfAttribute("secret_value")
     secret_hint = factory.LazyAttribute(lambda o: f"sk_{o.mode}_…{o.secret_value[-4:]}")
     fingerprint = factory.LazyAttribute(lambda o: secret_fingerprint(o.secret_value))

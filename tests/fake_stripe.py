@@ -5,12 +5,16 @@ this file), varied per key: tests register what a given secret key should get, a
 stripe SDK talks to the server over HTTP. Run it for a demo with
 `python -m tests.fake_stripe --port 12111` and STRIPE_API_BASE=http://127.0.0.1:12111;
 `make demo` takes another free port when 12111 is held (`--free-port`).
+
+Any sk_/rk_ key it has not been told about is valid and may read everything; keys ending in
+`bad0` are refused. Requests other than GET are refused (405): verification only ever reads.
 """
 
 import argparse
 import copy
 import hashlib
 import json
+import re
 import socket
 import sys
 import threading
@@ -53,10 +57,15 @@ def masked(key: str) -> str:
     return prefix + "*" * max(0, len(key) - len(prefix) - 4) + key[-4:]
 
 
+def account_id(key: str) -> str:
+    """Return the id of the account behind `key`: made up, stable per key."""
+    return "acct_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def account_reply(key: str, **overrides) -> Reply:
     """A 200 with an account object for `key`; the id is stable per key unless given."""
     body = copy.deepcopy(load_fixture("account"))
-    body["id"] = "acct_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    body["id"] = account_id(key)
     body["settings"]["dashboard"]["display_name"] = "Fake Stripe account"
     body["charges_enabled"] = True
     body["payouts_enabled"] = True
@@ -93,11 +102,70 @@ def error_reply(case: str, key: str = "", delay: float = 0.0) -> Reply:
     return Reply(spec["status"], spec["body"], delay=delay, headers=headers)
 
 
+def permission_error_reply(key: str, permission: str) -> Reply:
+    """A 403 as Stripe sends it to a restricted key without `permission`: the message names
+    the permission, the account and the key (masked)."""
+    reply = error_reply("restricted_key_missing_permission", key)
+    error = reply.body["error"]
+    message = re.sub(r"'acct_\w+'", f"'{account_id(key)}'", error["message"])
+    error["message"] = re.sub(r"'rak_\w+'", f"'{permission}'", message)
+    return reply
+
+
+# Stripe's list endpoints the fake serves (those the permission probes read), each answering
+# an empty page.
+LIST_PATHS = (
+    "/v1/charges",
+    "/v1/payment_intents",
+    "/v1/customers",
+    "/v1/terminal/readers",
+    "/v1/terminal/locations",
+    "/v1/subscriptions",
+    "/v1/products",
+    "/v1/prices",
+    "/v1/invoices",
+    "/v1/payouts",
+    "/v1/balance_transactions",
+    "/v1/reporting/report_runs",
+)
+
+# The permission Stripe names when a restricted key may not read the account.
+ACCOUNT_PERMISSION = "rak_accounts_kyc_basic_read"
+
+
+def list_reply(path: str) -> Reply:
+    """A 200 with an empty page of Stripe's list object for `path`."""
+    return Reply(200, {"object": "list", "data": [], "has_more": False, "url": path})
+
+
+def method_not_allowed_reply(method: str, path: str) -> Reply:
+    return Reply(
+        405,
+        {
+            "error": {
+                "message": f"Unrecognized request method ({method}: {path}).",
+                "type": "invalid_request_error",
+            }
+        },
+    )
+
+
+def _path_only(target: str) -> str:
+    """Return the path of a request target or registered path, without its query string."""
+    return target.split("?", 1)[0]
+
+
 @dataclass
 class Behaviour:
-    """What one key gets, per path. A list of replies is played in order, the last repeating."""
+    """What one key gets, per path. A list of replies is played in order, the last repeating.
+
+    `otherwise` answers every path `replies` does not list (a refused key); `forbidden` maps
+    the paths a restricted key may not read to the permission Stripe names in its 403.
+    """
 
     replies: dict[str, list[Reply]] = field(default_factory=dict)
+    otherwise: Reply | None = None
+    forbidden: dict[str, str] = field(default_factory=dict)
 
     def next_reply(self, path: str) -> Reply | None:
         queue = self.replies.get(path)
@@ -109,8 +177,9 @@ class Behaviour:
 @dataclass(frozen=True)
 class Request:
     method: str
-    path: str
+    path: str  # without the query string, which is kept apart
     key_hint: str
+    query: str = ""
 
 
 class FakeStripe:
@@ -149,27 +218,61 @@ class FakeStripe:
 
     # Behaviour, per key ----------------------------------------------------------------
     def on(self, key: str, path: str, replies: Reply | Iterable[Reply]) -> None:
-        """Answer requests made with `key` to `path` with `replies`, in order."""
+        """Answer requests made with `key` to `path` with `replies`, in order. A query string
+        in `path` is ignored, as it is in the requests matched against it."""
         queue = [replies] if isinstance(replies, Reply) else list(replies)
         with self._lock:
-            self._behaviours.setdefault(key, Behaviour()).replies[path] = queue
+            self._behaviours.setdefault(key, Behaviour()).replies[_path_only(path)] = queue
 
     def account(self, key: str, **overrides) -> None:
         self.on(key, "/v1/account", account_reply(key, **overrides))
 
     def reject(self, key: str, case: str = "invalid_api_key") -> None:
-        for path in ("/v1/account", "/v1/balance"):
-            self.on(key, path, error_reply(case, key))
+        """Refuse `key` on every path, as Stripe refuses a key it does not accept."""
+        with self._lock:
+            self._behaviours[key] = Behaviour(otherwise=error_reply(case, key))
+
+    def restricted(
+        self,
+        key: str,
+        *,
+        granted: Iterable[str],
+        account_access: bool = False,
+        **account_overrides,
+    ) -> None:
+        """Make `key` a restricted key with the read permissions named in `granted` (Stripe's
+        names, from `stripe_permissions.PERMISSIONS`): it may read the probe of each, and the
+        account only with `account_access` (with `account_overrides` in it); any other probe
+        or the account answers Stripe's 403 naming the permission it needs. It replaces what
+        the key was given before; `on` can then change one path (an outage on one probe).
+        """
+        # Imported here, not at the top: the manifest is Django code (it names the
+        # integrations), and the demo runs this server without Django.
+        from credentials.providers.stripe_permissions import PERMISSIONS
+
+        granted = set(granted)
+        if unknown := granted - PERMISSIONS.keys():
+            raise ValueError(f"Not in the permission manifest: {', '.join(sorted(unknown))}")
+        if account_overrides and not account_access:
+            raise ValueError("Account overrides need account_access=True.")
+        behaviour = Behaviour(
+            forbidden={
+                _path_only(permission.probe): name
+                for name, permission in PERMISSIONS.items()
+                if name not in granted
+            }
+        )
+        if account_access:
+            behaviour.replies["/v1/account"] = [account_reply(key, **account_overrides)]
+        else:
+            behaviour.forbidden["/v1/account"] = ACCOUNT_PERMISSION
+        with self._lock:
+            self._behaviours[key] = behaviour
 
     def restricted_without_account_access(self, key: str, *, balance_ok: bool = True) -> None:
-        self.on(key, "/v1/account", error_reply("restricted_key_missing_permission", key))
-        self.on(
-            key,
-            "/v1/balance",
-            balance_reply(key)
-            if balance_ok
-            else error_reply("restricted_key_missing_permission", key),
-        )
+        """Make `key` a restricted key that may read the balance (if `balance_ok`) and
+        nothing else: not the account, not any other probe."""
+        self.restricted(key, granted=("rak_balance_read",) if balance_ok else ())
 
     def requests_for(self, key: str) -> list[Request]:
         hint = masked(key)
@@ -177,18 +280,29 @@ class FakeStripe:
             return [request for request in self.requests if request.key_hint == hint]
 
     def _answer(self, method: str, path: str, key: str) -> Reply:
+        """Record the request and return its reply. `path` may carry a query string: it is
+        kept in the record but ignored in finding the reply."""
+        path, _, query = path.partition("?")
         with self._lock:
-            self.requests.append(Request(method, path, masked(key) if key else ""))
-            behaviour = self._behaviours.get(key)
-            reply = behaviour.next_reply(path) if behaviour else None
+            self.requests.append(Request(method, path, masked(key) if key else "", query))
+            if method != "GET":
+                return method_not_allowed_reply(method, path)
+            behaviour = self._behaviours.get(key) or Behaviour()
+            reply = behaviour.next_reply(path)
         if reply is not None:
             return reply
+        if behaviour.otherwise is not None:
+            return behaviour.otherwise
         if not key.startswith(("sk_", "rk_")) or key.endswith("bad0"):
             return error_reply("invalid_api_key", key)
+        if permission := behaviour.forbidden.get(path):
+            return permission_error_reply(key, permission)
         if path == "/v1/account":
             return account_reply(key)
         if path == "/v1/balance":
             return balance_reply(key)
+        if path in LIST_PATHS:
+            return list_reply(path)
         return Reply(
             404,
             {"error": {"message": "Unrecognized request URL.", "type": "invalid_request_error"}},
@@ -204,9 +318,17 @@ class FakeStripe:
             disable_nagle_algorithm = True
 
             def do_GET(self):
+                self._reply()
+
+            # Verification only reads: anything else is a bug worth a loud answer.
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+            def _reply(self):
+                # Read any body, so the kept-alive connection is ready for the next request.
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 authorization = self.headers.get("Authorization", "")
                 key = authorization.removeprefix("Bearer ").strip()
-                reply = fake._answer("GET", self.path.split("?", 1)[0], key)
+                reply = fake._answer(self.command, self.path, key)
                 delay = fake.latency + reply.delay
                 if delay:
                     time.sleep(delay)

@@ -65,8 +65,11 @@ def history_rows(body: str) -> list[str]:
 
 def secret_fragments(secret: str) -> list[str]:
     """Return every SECRET_FRAGMENT_LENGTH-character stretch of a key's body (after
-    `sk_test_`): the hint shows the last four characters, so only longer stretches prove a leak."""
-    body = str(secret).split("_", 2)[2]
+    `sk_test_`, or the whole of a Kashier key): hints show four characters, so only longer
+    stretches prove a leak."""
+    # A Stripe key's body follows its prefix; a Kashier key has no prefix.
+    parts = str(secret).split("_", 2)
+    body = parts[2] if len(parts) == 3 else str(secret)
     length = SECRET_FRAGMENT_LENGTH
     return [body[start : start + length] for start in range(len(body) - length + 1)]
 

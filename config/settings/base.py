@@ -213,6 +213,21 @@ CREDENTIAL_FINGERPRINT_KEY = env("CREDENTIAL_FINGERPRINT_KEY")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# What happens to a Stripe secret key (sk_…), where Stripe recommends a restricted key (rk_…):
+# allow it, warn (accept it, advise the merchant, flag it for the helpdesk) or refuse it.
+STRIPE_SECRET_KEY_POLICY = env("STRIPE_SECRET_KEY_POLICY", default="warn").strip().lower()
+if STRIPE_SECRET_KEY_POLICY not in ("allow", "warn", "refuse"):
+    raise ImproperlyConfigured(
+        f"STRIPE_SECRET_KEY_POLICY: {STRIPE_SECRET_KEY_POLICY!r} is not one of allow, warn, "
+        "refuse (warn is the default)."
+    )
+
+# Kashier: one host per mode (a key's mode is known only by which host accepts it).
+KASHIER_API_BASE_TEST = env("KASHIER_API_BASE_TEST", default="https://test-api.kashier.io").rstrip(
+    "/"
+)
+KASHIER_API_BASE_LIVE = env("KASHIER_API_BASE_LIVE", default="https://api.kashier.io").rstrip("/")
+KASHIER_TIMEOUT_SECONDS = env.float("KASHIER_TIMEOUT_SECONDS", default=10.0)
 
 # Helpdesk follow-up.
 FOLLOWUP_AFTER = env_duration_seconds("FOLLOWUP_AFTER", default="24h")

@@ -44,5 +44,11 @@ VERIFY_RETRY_BASE_SECONDS = 0.05
 EMAIL_RETRY_BASE_SECONDS = 0.05
 STRIPE_TIMEOUT_SECONDS = 2.0
 STRIPE_MAX_NETWORK_RETRIES = 1
+# Closed ports until a test starts the fake Kashier (one server per mode, like the real hosts).
+KASHIER_API_BASE_TEST = "http://127.0.0.1:9"
+KASHIER_API_BASE_LIVE = "http://127.0.0.1:9"
+KASHIER_TIMEOUT_SECONDS = 2.0
+# Most tests submit made-up secret keys; the policy tests set warn (the default) and refuse.
+STRIPE_SECRET_KEY_POLICY = "allow"  # noqa: S105  a policy name, not a secret
 # The Chromium the browser tests drive (tests/browser/): Debian's package unless set.
 BROWSER_EXECUTABLE = os.environ.get("BROWSER_EXECUTABLE", "/usr/bin/chromium")

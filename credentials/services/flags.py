@@ -40,6 +40,9 @@ def helpdesk_flags(credential: Credential) -> list[str]:
         flags.append(HelpdeskFlag.ACCOUNT_MISMATCH)
     if credential.limited_permissions:
         flags.append(HelpdeskFlag.LIMITED_PERMISSIONS)
+    flags += credential.provider_spec.helpdesk_flags(
+        kind=credential.kind, missing_permissions=credential.missing_permissions
+    )
     if credential.verification_code == UNDECRYPTABLE:
         flags.append(HelpdeskFlag.UNDECRYPTABLE)
     return [str(flag) for flag in flags]
@@ -61,7 +64,12 @@ def flag_duplicates_elsewhere(*, fingerprint: str, merchant_id: int) -> None:
     )
     for pk in list(others):
         with transaction.atomic():
-            other = Credential.objects.select_for_update().defer("secret").filter(pk=pk).first()
+            other = (
+                Credential.objects.select_for_update()
+                .defer("secret", "extra_secret")
+                .filter(pk=pk)
+                .first()
+            )
             if other is not None and other.is_active and flag not in other.helpdesk_flags:
                 other.helpdesk_flags = [*other.helpdesk_flags, flag]
                 other.save(update_fields=["helpdesk_flags"])

@@ -84,7 +84,7 @@ def followups_send_due(*, now=None) -> int:
                 numbers[pk] = reminders_sent + 1
         claimed_credentials = (
             Credential.objects.select_related("merchant", "submitted_by")
-            .defer("secret")
+            .defer("secret", "extra_secret")
             .in_bulk(list(numbers))
         )
         for pk, number in numbers.items():

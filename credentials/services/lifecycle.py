@@ -20,7 +20,8 @@ from core.redaction import contains_secret
 from core.validators import refuse_control_characters
 from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, LifecycleState, VerificationState
-from credentials.services.checking import REASONS, ask_stripe, locked_for_recording, refusal_reason
+from credentials.services.checking import REASONS, ask_provider, locked_for_recording
+from credentials.services.flags import helpdesk_flags
 from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import (
     KeyEvent,
@@ -120,7 +121,7 @@ def credential_verify_again(*, credential: Credential, actor, request=None) -> C
         target=key_target(credential),
         request=request,
     )
-    return Credential.objects.defer("secret").get(pk=credential.pk)
+    return Credential.objects.defer("secret", "extra_secret").get(pk=credential.pk)
 
 
 def verification_settled() -> dict:
@@ -151,7 +152,7 @@ def _active_in_same_slot(credential: Credential):
             mode=credential.mode,
         )
         .exclude(pk=credential.pk)
-        .defer("secret")
+        .defer("secret", "extra_secret")
     )
 
 
@@ -175,6 +176,7 @@ def supersede_older_keys(credential: Credential) -> list[Credential]:
     Credential.objects.filter(pk__in=[old.pk for old in older]).update(
         lifecycle_state=LifecycleState.SUPERSEDED,
         secret=None,
+        extra_secret=None,
         replaced_by=credential,
         lifecycle_changed_at=timezone.now(),
         followup_due_at=None,
@@ -219,6 +221,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         .update(
             lifecycle_state=LifecycleState.REVOKED,
             secret=None,
+            extra_secret=None,
             revoked_by=actor,
             revoked_reason=reason,
             lifecycle_changed_at=now,
@@ -232,7 +235,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
     reminders_cancel(credential=credential)
     credential = (
         Credential.objects.select_related("merchant", "submitted_by", "revoked_by")
-        .defer("secret")
+        .defer("secret", "extra_secret")
         .get(pk=credential.pk)
     )
     audit_record(
@@ -277,7 +280,7 @@ def reverifications_queue_due(*, now=None) -> int:
     return queued
 
 
-@sensitive_variables("secret")
+@sensitive_variables("stored")
 def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
     """Check again with Stripe a key that was verified; return what happened.
 
@@ -314,19 +317,17 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
     if not claimed:
         return ReverifyOutcome.NOT_DUE
     try:
-        # values_list() decrypts through the field, as a model instance would.
-        secret = (
-            Credential.objects.filter(pk=credential_id).values_list("secret", flat=True).first()
-        )
+        stored = Credential.objects.filter(pk=credential_id).first()
     except SecretDecryptionError:
         with transaction.atomic():
             _verify_again(credential_id, states=[VerificationState.VERIFIED])
         return ReverifyOutcome.VERIFYING_AGAIN
-    if not secret:
+    if stored is None or not stored.secret:
         return ReverifyOutcome.NOT_DUE
-    facts, refused_code, transient = ask_stripe(secret)
-    del secret
-    if transient:
+    answer = ask_provider(stored)
+    del stored
+    facts, refused_code = answer.facts, answer.code
+    if answer.transient:
         # Not the key's fault: check again in an hour rather than a day. Only if it is still
         # active and verified: a key revoked or replaced meanwhile is never checked again.
         Credential.objects.active().filter(
@@ -338,23 +339,32 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
         if not credential.is_active or credential.verification_state != VerificationState.VERIFIED:
             return ReverifyOutcome.NOT_DUE
         credential.checked_at = timezone.now()
-        if facts is not None:
+        if facts is not None and credential.provider_spec.accepts(refused_code):
             credential.charges_enabled = facts.charges_enabled
             credential.payouts_enabled = facts.payouts_enabled
             credential.details_submitted = facts.details_submitted
+            # A restricted key's permissions may have been switched on (or off) since.
+            credential.missing_permissions = list(facts.missing_permissions)
+            credential.helpdesk_flags = helpdesk_flags(credential)
             credential.save(
                 update_fields=[
                     "checked_at",
                     "charges_enabled",
                     "payouts_enabled",
                     "details_submitted",
+                    "missing_permissions",
+                    "helpdesk_flags",
                 ]
             )
             return ReverifyOutcome.STILL_VALID
         credential.verification_state = VerificationState.REJECTED
         credential.verification_code = refused_code
+        provider = credential.provider_spec
         credential.verification_reason = REASONS["no_longer_valid"].format(
-            reason=refusal_reason(refused_code, kind=credential.kind)
+            provider=provider.label,
+            reason=provider.reason(
+                refused_code, kind=credential.kind, mode=credential.get_mode_display().lower()
+            ),
         )
         credential.next_reverify_at = None
         credential.save(

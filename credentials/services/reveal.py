@@ -15,11 +15,13 @@ from teams.two_factor import code_refusal
 
 
 @refusals_audited
-@sensitive_variables("secret")
+@sensitive_variables("secrets", "secret", "extra_secret")
 def credential_reveal(
     *, credential: Credential, actor, reason: str, otp_token: str, request=None
-) -> str:
-    """Return the plaintext secret to a helpdesk lead, and audit who, which key and why.
+) -> list[tuple[str, str]]:
+    """Return the plaintext secrets to a helpdesk lead, as (label, value) pairs (the key's
+    secret, then its provider's second secret if it has one), and audit who, which key and
+    why.
 
     Only active staff holding the helpdesk lead's permission may; anyone else is refused
     (Refused), and the refusal is audited too. The reason is required (ValidationError), and
@@ -42,14 +44,18 @@ def credential_reveal(
             permission=HELPDESK_REVEAL_SECRETS,
             action=AuditEvent.Action.KEY_REVEAL_REFUSED,
         )
-    secret = (
+    secret, extra_secret = (
         Credential.objects.active()
         .filter(pk=credential.pk)
-        .values_list("secret", flat=True)
+        .values_list("secret", "extra_secret")
         .first()
-    )
+    ) or (None, None)
     if not secret:
         raise ValidationError("This key is no longer active: its secret was erased.")
+    provider = credential.provider_spec
+    secrets = [("Secret key" if credential.kind == "secret" else "Restricted key", secret)]
+    if extra_secret:
+        secrets.append((provider.extra_secret_label, extra_secret))
     audit_record(
         action=AuditEvent.Action.KEY_REVEALED,
         actor=actor,
@@ -58,4 +64,4 @@ def credential_reveal(
         details={"reason": reason},
         request=request,
     )
-    return secret
+    return secrets

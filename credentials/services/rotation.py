@@ -20,7 +20,11 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from credentials.models import Credential, EncryptionCanary
 
-ENCRYPTED_COLUMNS = ((Credential, "secret"), (EncryptionCanary, "value"))
+ENCRYPTED_COLUMNS = (
+    (Credential, "secret"),
+    (Credential, "extra_secret"),
+    (EncryptionCanary, "value"),
+)
 
 
 class RowOutcome(StrEnum):

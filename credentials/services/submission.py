@@ -10,14 +10,15 @@ from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from core.queue import enqueue
 from credentials.fingerprints import secret_fingerprint
-from credentials.models import Credential, LifecycleState, Provider, VerificationState
+from credentials.models import Credential, LifecycleState, VerificationState
+from credentials.providers import provider_for
+from credentials.providers.base import SubmittedKeys
 from credentials.selectors import (
     credential_fingerprint_active,
     credential_list_active_by_fingerprint,
 )
 from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import key_target
-from credentials.stripe_keys import StripeKey, check_same_mode
 from merchants.models import Merchant
 from teams.permissions import SUBMIT_KEYS
 
@@ -27,53 +28,64 @@ RESUBMITTABLE = frozenset({VerificationState.REJECTED, VerificationState.UNREACH
 
 
 class SubmissionRefused(ValidationError):
-    """A submission the service refuses for a reason the merchant can fix."""
+    """A submission the service refuses for a reason the merchant can fix. `field` names the
+    form field the refusal belongs beside (None: the form as a whole)."""
+
+    def __init__(self, message, code=None, field: str | None = None):
+        super().__init__(message, code=code)
+        self.field = field
 
 
 DUPLICATE_MESSAGE = (
     "This secret key is already stored for this merchant in {mode} mode ({hint}). There is "
-    "nothing to do; to replace a key, roll it in the Stripe dashboard and submit the new one."
+    "nothing to do; to replace a key, roll it in {dashboard} and submit the new one."
 )
 
 
 @refusals_audited
-@sensitive_variables("secret_key", "secret")
+@sensitive_variables("keys", "secret")
 def credential_submit(
     *,
     merchant: Merchant,
-    publishable_key: StripeKey,
-    secret_key: StripeKey,
+    keys: SubmittedKeys,
     requested_integrations: list[str],
     note: str,
     actor,
     request=None,
 ) -> Credential:
-    """Store a Stripe key pair for `merchant`, encrypted and pending verification.
+    """Store `keys` (parsed by their provider's form) for `merchant`, encrypted and pending
+    verification.
 
     Needs "Submit and roll keys" (Refused otherwise).
     Raise SubmissionRefused (code "duplicate") when the same secret is already active for this
-    merchant and mode and verified or being verified, or (code "mode_mismatch") for keys of
-    different modes. The same secret submitted again after Stripe rejected it or could not
-    be reached is a new attempt: the failed submission is retired in its favour.
+    merchant, provider and mode and verified or being verified, or with the provider's own
+    code when its policy refuses the keys (a Stripe secret key under
+    STRIPE_SECRET_KEY_POLICY=refuse). The same secret submitted again after the provider
+    rejected it or could not be reached is a new attempt: the failed submission is retired in
+    its favour.
     """
     authorize(actor, SUBMIT_KEYS, merchant)
-    try:
-        check_same_mode(publishable=publishable_key, secret=secret_key)
-    except ValidationError as error:
-        raise SubmissionRefused(error.message, code=error.code) from None
-    secret = secret_key.value
+    provider = provider_for(keys.provider)
+    if refusal := provider.submission_refusal(keys):
+        raise SubmissionRefused(
+            refusal.message, code=refusal.code, field=(refusal.params or {}).get("field")
+        )
+    secret = keys.secret
     fingerprint = secret_fingerprint(secret)
     duplicate = SubmissionRefused(
-        DUPLICATE_MESSAGE.format(mode=secret_key.mode, hint=secret_key.hint), code="duplicate"
+        DUPLICATE_MESSAGE.format(mode=keys.mode, hint=keys.hint, dashboard=provider.dashboard),
+        code="duplicate",
+        field="secret_key",
     )
     credential = Credential(
         merchant=merchant,
-        provider=Provider.STRIPE,
-        mode=secret_key.mode,
-        kind=secret_key.kind,
-        publishable_key=publishable_key.value,
+        provider=keys.provider,
+        mode=keys.mode,
+        kind=keys.kind,
+        public_key=keys.public_key,
         secret=secret,
-        secret_hint=secret_key.hint,
+        extra_secret=keys.extra_secret or None,
+        secret_hint=keys.hint,
         fingerprint=fingerprint,
         requested_integrations=list(requested_integrations),
         note=note,
@@ -81,7 +93,7 @@ def credential_submit(
     )
     # The secret is left out of model validation: validating a constraint that names it would
     # send the plaintext to the database as a query parameter.
-    credential.full_clean(exclude={"secret"}, validate_constraints=False)
+    credential.full_clean(exclude={"secret", "extra_secret"}, validate_constraints=False)
     try:
         with transaction.atomic():
             # Locking the merchant serialises submissions for it, so the duplicate check and
@@ -106,7 +118,11 @@ def credential_submit(
                 actor=actor,
                 merchant=merchant,
                 target=key_target(credential),
-                details={"mode": credential.mode, "kind": credential.kind},
+                details={
+                    "provider": credential.provider,
+                    "mode": credential.mode,
+                    "kind": credential.kind,
+                },
                 request=request,
             )
             transaction.on_commit(lambda: enqueue(VERIFY_TASK, credential.pk))
@@ -130,6 +146,7 @@ def _retire(failed: list[Credential]) -> None:
     Credential.objects.filter(pk__in=[credential.pk for credential in failed]).update(
         lifecycle_state=LifecycleState.SUPERSEDED,
         secret=None,
+        extra_secret=None,
         lifecycle_changed_at=timezone.now(),
         followup_due_at=None,
         next_reverify_at=None,

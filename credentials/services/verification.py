@@ -1,6 +1,6 @@
-"""Verifying a submitted key with Stripe, in the worker, and recording what it learned.
+"""Verifying a submitted key with its provider, in the worker, and recording what it learned.
 
-Stripe is asked outside any transaction; the outcome is recorded only if this worker's claim
+The provider is asked outside any transaction; the outcome is recorded only if this worker's claim
 still stands; a decided outcome queues both mails (`notifications`), supersedes the keys a
 verified one replaces (`lifecycle`) and starts the helpdesk's follow-up clock.
 """
@@ -20,16 +20,15 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from core.queue import enqueue
 from credentials.fields import SecretDecryptionError
-from credentials.models import Credential, HelpdeskFlag, LifecycleState, Mode, VerificationState
+from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
+from credentials.providers.base import Answer
 from credentials.services.checking import (
     REASONS,
     UNDECRYPTABLE,
     AnswerNotRecorded,
     KnownAnswer,
-    ask_stripe,
+    ask_provider,
     locked_for_recording,
-    outage_words,
-    refusal_reason,
 )
 from credentials.services.flags import flag_duplicates_elsewhere, helpdesk_flags
 from credentials.services.lifecycle import (
@@ -105,7 +104,9 @@ def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None,
     except SecretDecryptionError:
         # A wrong FIELD_ENCRYPTION_KEY here: recorded as such, never retried in a loop.
         readable = False
-        credential = Credential.objects.filter(pk=credential_id).defer("secret").first()
+        credential = (
+            Credential.objects.filter(pk=credential_id).defer("secret", "extra_secret").first()
+        )
     # Revoked or claimed by another worker since (the claim went stale meanwhile): not ours.
     if credential is None or not credential.is_active or credential.verification_claimed_at != now:
         return None, True
@@ -115,16 +116,16 @@ def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None,
 # The claimed credential holds the decrypted secret: kept out of error reports.
 @sensitive_variables("credential")
 def credential_verify(*, credential_id: int, known: KnownAnswer | None = None) -> VerifyResult:
-    """Verify one credential with Stripe and record what was learned. Idempotent.
+    """Verify one credential with its provider and record what was learned. Idempotent.
 
-    Called by the worker. Stripe is asked outside any transaction (no lock is held while
+    Called by the worker. The provider is asked outside any transaction (no lock is held while
     waiting for the network); the outcome is recorded only if this worker's claim still
     stands. A decided outcome queues the merchant's and the helpdesk's mail in the same
     transaction; the helpdesk's follow-up clock starts when its mail has gone out. Transient
     failures ask for a retry with back-off until VERIFY_MAX_ATTEMPTS, then the key is marked
     unreachable.
 
-    With `known` (a retry after the database failed while recording), Stripe is not asked
+    With `known` (a retry after the database failed while recording), the provider is not asked
     again: its answer is recorded if the claim it was given for still stands. A database
     failure while recording raises AnswerNotRecorded carrying the answer.
     """
@@ -133,15 +134,12 @@ def credential_verify(*, credential_id: int, known: KnownAnswer | None = None) -
         credential, readable = _claim_for_verification(credential_id, now)
         if credential is None:
             return VerifyResult(state=VerifyOutcome.SKIPPED)
-        if readable:
-            facts, code, transient = ask_stripe(credential.secret)
-        else:
-            facts, code, transient = None, UNDECRYPTABLE, False
+        answer = ask_provider(credential) if readable else Answer(UNDECRYPTABLE)
         known = KnownAnswer(
             claimed_at=credential.verification_claimed_at,
-            code=code,
-            transient=transient,
-            facts=facts,
+            code=answer.code,
+            transient=answer.transient,
+            facts=answer.facts,
         )
         del credential
     try:
@@ -151,14 +149,14 @@ def credential_verify(*, credential_id: int, known: KnownAnswer | None = None) -
 
 
 def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
-    """Record Stripe's answer for this worker's claim, in one transaction (see
+    """Record the provider's answer for this worker's claim, in one transaction (see
     credential_verify)."""
     facts, code, transient, claimed_at = known.facts, known.code, known.transient, known.claimed_at
 
     with transaction.atomic():
         credential = locked_for_recording(credential_id)
         # Skipped when another worker took the claim over, or when the key was revoked or
-        # superseded while Stripe was being asked: no outcome mail for a key that is gone.
+        # superseded while the provider was being asked: no outcome mail for a key that is gone.
         if (
             credential.verification_state != VerificationState.VERIFYING
             or credential.verification_claimed_at != claimed_at
@@ -170,7 +168,10 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
             credential.verification_state = VerificationState.PENDING
             credential.verification_next_attempt_at = timezone.now() + timedelta(seconds=delay)
             credential.verification_code = code
-            credential.verification_reason = REASONS["retrying"].format(what=outage_words(code))
+            provider = credential.provider_spec
+            credential.verification_reason = REASONS["retrying"].format(
+                provider=provider.label, what=provider.outage_words(code)
+            )
             credential.save(
                 update_fields=[
                     "verification_state",
@@ -205,22 +206,23 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
 
 def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
     decided_at = timezone.now()
+    provider = credential.provider_spec
     if code == UNDECRYPTABLE:
         state, reason = VerificationState.UNREACHABLE, REASONS[UNDECRYPTABLE]
     elif transient:
         state = VerificationState.UNREACHABLE
         reason = REASONS["unreachable"].format(
-            attempts=credential.verification_attempts, what=outage_words(code)
+            provider=provider.label,
+            attempts=credential.verification_attempts,
+            what=provider.outage_words(code),
         )
-    elif facts is None:
-        state, reason = VerificationState.REJECTED, refusal_reason(code, kind=credential.kind)
-    elif facts.livemode is not None and facts.livemode != (credential.mode == Mode.LIVE):
-        state, code = VerificationState.REJECTED, "livemode_mismatch"
-        reason = REASONS[code].format(mode=credential.get_mode_display().lower())
     else:
-        state = VerificationState.VERIFIED
-        code = "limited_permissions" if facts.limited_permissions else "verified"
-        reason = REASONS[code]
+        # The provider decided: it accepted the keys (perhaps with gaps) or refused them.
+        accepted = facts is not None and provider.accepts(code)
+        state = VerificationState.VERIFIED if accepted else VerificationState.REJECTED
+        reason = provider.reason(
+            code, kind=credential.kind, mode=credential.get_mode_display().lower(), facts=facts
+        )
     if facts is not None:
         credential.account_id = facts.account_id
         credential.account_name = facts.display_name[:255]
@@ -230,6 +232,7 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
         credential.details_submitted = facts.details_submitted
         credential.livemode = facts.livemode
         credential.limited_permissions = facts.limited_permissions
+        credential.missing_permissions = list(facts.missing_permissions)
     credential.verification_state = state
     credential.verification_code = code
     credential.verification_reason = reason
@@ -261,6 +264,7 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
             "details_submitted",
             "livemode",
             "limited_permissions",
+            "missing_permissions",
             "verification_state",
             "verification_code",
             "verification_reason",

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from playwright.sync_api import expect
 
 from credentials.models import Credential
-from credentials.stripe_keys import (
+from credentials.providers.stripe_keys import (
     check_same_mode,
     parse_publishable_key,
     parse_secret_key,

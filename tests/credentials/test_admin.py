@@ -122,14 +122,14 @@ def test_changelist_shows_merchant_key_hint_what_stripe_said_and_who_acknowledge
         "merchant": "Demo Bakery Co",
         "provider_mode": "Stripe · Live",
         "secret_hint": rejected.secret_hint,
-        "stripe_said": "Rejected by Stripe",
+        "provider_said": "Rejected by Stripe",
         "followup": "Waiting for the merchant",
         "acknowledged_by_label": "-",
     }
     for field, shown in cells.items():
         assert cell(row, field) == shown
     replaced = changelist_row(response.content.decode(), queue["coffee_replaced"])
-    assert cell(replaced, "stripe_said") == "Verified (replaced)"
+    assert cell(replaced, "provider_said") == "Verified (replaced)"
 
 
 @pytest.mark.parametrize(

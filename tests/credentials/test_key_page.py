@@ -187,7 +187,7 @@ def test_the_status_says_waiting_then_the_outcome_without_any_key_material(
     assert decided.json()["waiting"] is False
     assert decided.json()["status_label"] == "Active"
     body = decided.content.decode()
-    for material in (reload(pending).secret, pending.publishable_key, pending.secret_hint):
+    for material in (reload(pending).secret, pending.public_key, pending.secret_hint):
         assert material not in body
     assert set(json.loads(body)) == {
         "verification_state",

@@ -12,7 +12,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.refusals import Refused
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
-from credentials.services.checking import REASONS
+from credentials.providers.stripe import REASONS as STRIPE_REASONS
+from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import (
     UNREACHABLE_RECHECKS,
     ReverifyOutcome,
@@ -26,6 +27,9 @@ from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import CredentialFactory, UserFactory, fake_key
 from tests.fake_stripe import error_reply
+
+# Our own sentences: those every provider shares, and Stripe's.
+REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
 pytestmark = pytest.mark.django_db
 

@@ -292,7 +292,7 @@ def test_rejected_key_shows_waiting_for_the_merchant_in_the_queue(agent_client, 
     body = page_html(agent_client.get(CREDENTIALS))
 
     assert cell(body, keys["rejected"], "followup") == "Waiting for the merchant"
-    assert cell(body, keys["rejected"], "stripe_said") == "Rejected: key not accepted"
+    assert cell(body, keys["rejected"], "provider_said") == "Rejected: key not accepted"
 
 
 def test_rejected_key_page_says_it_waits_for_the_merchant(agent_client, keys):
@@ -313,7 +313,7 @@ def test_queue_columns_come_in_the_order_an_agent_decides_by(agent_client, keys)
         "merchant",
         "provider_mode",
         "secret_hint",
-        "stripe_said",
+        "provider_said",
         "flagged",
         "followup",
         "acknowledged_by_label",
@@ -325,7 +325,7 @@ def test_queue_columns_come_in_the_order_an_agent_decides_by(agent_client, keys)
         "Merchant",
         "Key",
         "Secret hint",
-        "What Stripe said",
+        "What the provider said",
         "Flags",
         "Follow-up",
         "Acknowledged by",
@@ -336,12 +336,12 @@ def test_queue_row_says_provider_mode_outcome_and_relative_follow_up(agent_clien
     body = page_html(agent_client.get(CREDENTIALS, {"acknowledged": "all"}))
 
     assert cell(body, keys["due_later"], "provider_mode") == "Stripe · Live"
-    assert cell(body, keys["due_later"], "stripe_said") == "Verified"
+    assert cell(body, keys["due_later"], "provider_said") == "Verified"
     assert cell(body, keys["due_later"], "followup") == "in 3 h"
     assert cell(body, keys["overdue"], "followup") == "overdue 2 h"
     assert cell(body, keys["pending"], "followup") == "Not started"
-    assert cell(body, keys["superseded"], "stripe_said") == "Verified (replaced)"
-    assert cell(body, keys["revoked"], "stripe_said") == "Verified (revoked)"
+    assert cell(body, keys["superseded"], "provider_said") == "Verified (replaced)"
+    assert cell(body, keys["revoked"], "provider_said") == "Verified (revoked)"
     assert cell(body, keys["acknowledged"], "acknowledged_by_label") == "helpdesk@demo.test"
     assert cell(body, keys["overdue"], "acknowledged_by_label") == "-"
 

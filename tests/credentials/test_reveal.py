@@ -463,10 +463,9 @@ def test_unknown_key_is_404(lead_client):
 
 
 def test_service_returns_the_secret_to_the_lead_and_audits_it(lead, credential, secret):
-    assert (
-        credential_reveal(credential=credential, actor=lead, reason=REASON, otp_token=code(lead))
-        == secret
-    )
+    assert credential_reveal(
+        credential=credential, actor=lead, reason=REASON, otp_token=code(lead)
+    ) == [("Secret key", secret)]
 
     [event] = events(Action.KEY_REVEALED)
     assert event.actor == lead

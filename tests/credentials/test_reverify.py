@@ -21,8 +21,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from config import celery_app
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import checking
-from credentials.services.checking import REASONS
+from credentials.providers import stripe as stripe_provider
+from credentials.providers.stripe import REASONS as STRIPE_REASONS
+from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import (
     REVERIFY_TASK,
     credential_reverify,
@@ -36,6 +37,9 @@ from mail.services import emails_send_due
 from tests.factories import CredentialFactory, MerchantFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply
 from tests.helpers import reload
+
+# Our own sentences: those every provider shares, and Stripe's.
+REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
 MERCHANT_MAIL = "merchant_key_no_longer_valid"
 HELPDESK_MAIL = "helpdesk_key_no_longer_valid"
@@ -261,7 +265,9 @@ def test_key_stripe_now_refuses_is_marked_rejected_with_our_reason(
     credential = reload(verified)
     assert credential.verification_state == VerificationState.REJECTED
     assert credential.verification_code == code
-    assert credential.verification_reason == REASONS["no_longer_valid"].format(reason=REASONS[code])
+    assert credential.verification_reason == REASONS["no_longer_valid"].format(
+        provider="Stripe", reason=REASONS[code]
+    )
     assert credential.verification_reason.startswith("Stripe no longer accepts this key")
     assert before <= credential.checked_at <= timezone.now()
     assert credential.next_reverify_at is None
@@ -458,7 +464,7 @@ def test_second_check_while_the_first_waits_for_stripe_does_not_ask_stripe(
 ):
     make_due(verified)
     asked_before = len(fake_stripe.requests_for(secret))
-    ask_stripe = checking.stripe_account_facts
+    ask_stripe = stripe_provider.stripe_account_facts
     meanwhile = []
 
     def ask_while_another_worker_runs(key):
@@ -466,7 +472,7 @@ def test_second_check_while_the_first_waits_for_stripe_does_not_ask_stripe(
             meanwhile.append(credential_reverify(credential_id=verified.pk))
         return ask_stripe(key)
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_another_worker_runs)
+    monkeypatch.setattr(stripe_provider, "stripe_account_facts", ask_while_another_worker_runs)
 
     outcome = credential_reverify(credential_id=verified.pk)
 
@@ -534,7 +540,7 @@ def test_key_retired_while_its_check_waits_for_stripe_gets_no_mail_and_no_next_c
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     fake_stripe.on(secret, "/v1/account", answer(secret))
     make_due(verified)
-    ask_stripe = checking.stripe_account_facts
+    ask_stripe = stripe_provider.stripe_account_facts
 
     def ask_then_retire(key):
         try:
@@ -544,7 +550,7 @@ def test_key_retired_while_its_check_waits_for_stripe_gets_no_mail_and_no_next_c
                 lifecycle_state=state, secret=None, next_reverify_at=None
             )
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_then_retire)
+    monkeypatch.setattr(stripe_provider, "stripe_account_facts", ask_then_retire)
 
     credential_reverify(credential_id=verified.pk)
 

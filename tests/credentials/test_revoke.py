@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from config import celery_app
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import checking
+from credentials.providers import stripe as stripe_provider
 from credentials.services.helpdesk import followups_send_due
 from credentials.services.lifecycle import (
     REVOKE_WHAT_TO_DO,
@@ -279,7 +279,10 @@ def test_merchant_page_then_shows_the_mode_has_no_active_key_and_the_key_revoked
     test_card = mode_card(body, "test")
     assert "No active test key" in test_card
     assert f"{key.secret_hint}</code> was revoked on" in test_card
-    assert "Roll it in the Stripe dashboard and submit the new key." in test_card
+    assert (
+        "Roll it in the Stripe dashboard (Developers → API keys) and submit the new key."
+        in test_card
+    )
     assert reverse("credentials:submit", kwargs={"slug": merchant.slug}) in test_card
     assert "Report compromised" not in test_card
     # The live key is untouched.
@@ -648,13 +651,13 @@ def test_key_revoked_while_stripe_is_asked_about_it_ends_not_verified_and_nothin
 ):
     secret = fake_key("sk_test_")
     pending = CredentialFactory(merchant=merchant, submitted_by=owner, secret_value=secret)
-    ask = checking.stripe_account_facts
+    ask = stripe_provider.stripe_account_facts
 
     def ask_while_it_is_revoked(value):
         assert owner_client.post(revoke_url(pending), {"reason": REASON}).status_code == 302
         return ask(value)
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_it_is_revoked)
+    monkeypatch.setattr(stripe_provider, "stripe_account_facts", ask_while_it_is_revoked)
 
     result = credential_verify(credential_id=pending.pk)
 

@@ -15,13 +15,17 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from credentials.fingerprints import secret_fingerprint
 from credentials.models import Credential, LifecycleState, Mode, VerificationState
-from credentials.services import checking
-from credentials.services.checking import REASONS
+from credentials.providers import stripe as stripe_provider
+from credentials.providers.stripe import REASONS as STRIPE_REASONS
+from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.notifications import credential_topic
 from credentials.services.verification import VerifyOutcome, credential_verify
 from mail.models import OutgoingEmail
 from tests.factories import fake_key
 from tests.helpers import history_rows, mode_card, raw_secret_column, reload
+
+# Our own sentences: those every provider shares, and Stripe's.
+REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
 MERCHANT_MAIL = "merchant_verification_result"
 
@@ -98,7 +102,7 @@ def test_current_key_stays_active_while_its_replacement_is_being_verified(
     submit(owner_client, merchant, new_secret)
     new = stored(merchant, new_secret)
     seen_while_verifying = []
-    ask_stripe = checking.stripe_account_facts
+    ask_stripe = stripe_provider.stripe_account_facts
 
     def ask_and_look(secret):
         seen_while_verifying.append(
@@ -110,7 +114,7 @@ def test_current_key_stays_active_while_its_replacement_is_being_verified(
         )
         return ask_stripe(secret)
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_and_look)
+    monkeypatch.setattr(stripe_provider, "stripe_account_facts", ask_and_look)
 
     credential_verify(credential_id=new.pk)
 
@@ -459,14 +463,16 @@ def test_a_key_replaced_while_stripe_is_asked_about_it_ends_not_verified(
     submit(owner_client, merchant, first_secret)
     submit(owner_client, merchant, second_secret)
     first, second = stored(merchant, first_secret), stored(merchant, second_secret)
-    ask = checking.stripe_account_facts
+    ask = stripe_provider.stripe_account_facts
 
     def ask_while_the_newer_key_is_verified(secret):
         if secret == first_secret:
             assert credential_verify(credential_id=second.pk).state == VerifyOutcome.VERIFIED
         return ask(secret)
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_while_the_newer_key_is_verified)
+    monkeypatch.setattr(
+        stripe_provider, "stripe_account_facts", ask_while_the_newer_key_is_verified
+    )
 
     result = credential_verify(credential_id=first.pk)
 

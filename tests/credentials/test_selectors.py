@@ -8,7 +8,7 @@ from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.selectors import (
     credential_get_for_member,
     credential_last_retired,
-    credentials_current_by_mode,
+    credentials_by_provider,
     credentials_history,
 )
 from tests.factories import CredentialFactory
@@ -70,6 +70,6 @@ def test_no_display_selector_reads_a_secret_column(owner, merchant, rolled):
 
     # Each would raise SecretDecryptionError if it loaded a secret, its own or a related key's.
     list(credentials_history(user=owner, merchant=merchant))
-    credentials_current_by_mode(user=owner, merchant=merchant)
-    credential_last_retired(user=owner, merchant=merchant, mode=mode)
+    credentials_by_provider(user=owner, merchant=merchant)
+    credential_last_retired(user=owner, merchant=merchant, provider=newer.provider, mode=mode)
     credential_get_for_member(user=owner, merchant=merchant, pk=older.pk)

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from credentials.stripe_client import (
+from credentials.providers.stripe_client import (
     AccountFacts,
     KeyRefused,
     StripeUnavailable,

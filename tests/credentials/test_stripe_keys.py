@@ -5,7 +5,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 
 from credentials.models import Kind
-from credentials.stripe_keys import (
+from credentials.providers.stripe_keys import (
     MAX_KEY_LENGTH,
     MIN_BODY_LENGTH,
     PUBLISHABLE,

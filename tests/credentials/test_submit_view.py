@@ -17,14 +17,16 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from audit.refusals import Refused
 from credentials.models import Credential, Kind, LifecycleState, VerificationState
-from credentials.services.submission import credential_submit
-from credentials.stripe_keys import (
+from credentials.providers.stripe import StripeProvider
+from credentials.providers.stripe_keys import (
     MESSAGES,
     browser_rules,
     check_same_mode,
     parse_publishable_key,
     parse_secret_key,
 )
+from credentials.providers.stripe_permissions import checklist
+from credentials.services.submission import credential_submit
 from teams.permissions import SUBMIT_KEYS
 from tests.factories import CredentialFactory, fake_key
 
@@ -147,7 +149,7 @@ def test_surrounding_whitespace_is_trimmed_and_the_keys_are_accepted(owner_clien
 
     assert response.status_code == 302
     credential = Credential.objects.get()
-    assert credential.publishable_key == keys["publishable_key"]
+    assert credential.public_key == keys["publishable_key"]
     assert credential.secret == keys["secret_key"]
 
 
@@ -200,7 +202,7 @@ def test_keys_of_exactly_255_characters_are_accepted(owner_client, merchant):
 
     assert response.status_code == 302
     credential = Credential.objects.get()
-    assert credential.publishable_key == keys["publishable_key"]
+    assert credential.public_key == keys["publishable_key"]
     assert credential.secret == keys["secret_key"]
 
 
@@ -496,7 +498,10 @@ def test_key_with_other_than_letters_and_digits_after_the_prefix_is_refused(
     ("missing", "says"),
     [
         ("publishable_key", "Paste the publishable key: it starts with pk_test_ or pk_live_."),
-        ("secret_key", "Paste the secret key (sk_test_ or sk_live_) or a restricted key (rk_…)."),
+        (
+            "secret_key",
+            "Paste the restricted key (rk_test_ or rk_live_) or the secret key (sk_…).",
+        ),
     ],
 )
 def test_missing_key_is_refused_saying_what_to_paste(owner_client, merchant, keys, missing, says):
@@ -511,7 +516,7 @@ def test_empty_form_is_refused_with_a_message_for_each_field(owner_client, merch
     response = owner_client.post(submit_url(merchant), {})
 
     assert_refused(response, says="Paste the publishable key")
-    assert "Paste the secret key" in page_text(response)
+    assert "Paste the restricted key" in page_text(response)
     assert "Choose at least one integration" in page_text(response)
 
 
@@ -704,8 +709,12 @@ def test_the_service_itself_refuses_a_member_without_submit_permission_and_audit
     with pytest.raises(Refused):
         credential_submit(
             merchant=merchant,
-            publishable_key=parse_publishable_key(keys["publishable_key"]),
-            secret_key=parse_secret_key(keys["secret_key"]),
+            keys=StripeProvider().submitted_keys(
+                {
+                    "publishable_key": parse_publishable_key(keys["publishable_key"]),
+                    "secret_key": parse_secret_key(keys["secret_key"]),
+                }
+            ),
             requested_integrations=["online_payments"],
             note="",
             actor=member,
@@ -808,7 +817,7 @@ def test_a_refused_submission_asks_for_the_secret_again_without_showing_it(
 def test_no_secret_sent_is_not_asked_for_again_but_refused_as_missing(owner_client, merchant, keys):
     response = post_keys(owner_client, merchant, publishable_key=keys["publishable_key"])
 
-    assert "Paste the secret key (sk_test_ or sk_live_)" in page_text(response)
+    assert "Paste the restricted key (rk_test_ or rk_live_)" in page_text(response)
     assert "Paste the secret again" not in page_text(response)
 
 
@@ -847,7 +856,11 @@ def test_the_page_gives_its_script_the_servers_own_messages(owner_client, mercha
         response.content.decode(),
         re.S,
     )
-    assert json.loads(exported[1]) == browser_rules()
+    rules = json.loads(exported[1])
+    # The key rules and messages, the restricted-key checklist and the secret-key policy.
+    assert {name: rules[name] for name in browser_rules()} == browser_rules()
+    assert rules["permissions"] == checklist()
+    assert rules["secret_key_policy"] == "allow"
     assert set(browser_rules()["messages"]) == set(MESSAGES)
 
 

@@ -30,8 +30,10 @@ from credentials.models import (
     Mode,
     VerificationState,
 )
-from credentials.services import checking, verification
-from credentials.services.checking import REASONS
+from credentials.providers import stripe as stripe_provider
+from credentials.providers.stripe import REASONS as STRIPE_REASONS
+from credentials.services import verification
+from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import credential_revoke
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
 from credentials.services.submission import VERIFY_TASK
@@ -47,6 +49,9 @@ from merchants.models import Integration
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_stripe import account_reply, error_reply, load_fixture, masked
 from tests.helpers import reload
+
+# Our own sentences: those every provider shares, and Stripe's.
+REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
 MERCHANT_MAIL = "merchant_verification_result"
 STRIPE_MESSAGES = [
@@ -71,6 +76,9 @@ def submit_key(merchant, owner):
 
     def make(key: str, *, for_merchant=None, submitted_by=owner, **fields) -> Credential:
         prefix = key[: key.index("_", 3) + 1]
+        fields.setdefault(
+            "requested_integrations", [Integration.ONLINE_PAYMENTS, Integration.IN_PERSON]
+        )
         return CredentialFactory(
             merchant=for_merchant or merchant,
             mode=Mode.LIVE if "_live_" in prefix else Mode.TEST,
@@ -78,7 +86,6 @@ def submit_key(merchant, owner):
             secret_value=key,
             secret_hint=f"{prefix}…{key[-4:]}",
             submitted_by=submitted_by,
-            requested_integrations=[Integration.ONLINE_PAYMENTS, Integration.IN_PERSON],
             note=NOTE,
             **fields,
         )
@@ -232,7 +239,8 @@ def test_key_refused_by_stripe_is_rejected_with_our_own_reason(
     fake_stripe, submit_key, prefix, setup, code
 ):
     key = fake_key(prefix)
-    credential = submit_key(key)
+    # No integrations named: a restricted key is then asked only for the balance.
+    credential = submit_key(key, requested_integrations=[])
     setup(fake_stripe, key)
     before = timezone.now()
 
@@ -267,7 +275,8 @@ def test_restricted_key_with_only_balance_access_is_verified_with_limited_permis
     fake_stripe, submit_key
 ):
     key = fake_key("rk_live_")
-    credential = submit_key(key)
+    # No integrations named: nothing to probe but the balance (see test_least_privilege.py).
+    credential = submit_key(key, requested_integrations=[])
     fake_stripe.restricted_without_account_access(key, balance_ok=True)
     before = timezone.now()
 
@@ -328,7 +337,7 @@ def test_transient_failure_counts_the_attempt_and_asks_for_a_retry_later(
     assert credential.verification_attempts == 1
     assert credential.verification_code == "rate_limited"
     assert credential.verification_reason == REASONS["retrying"].format(
-        what="too many requests at once"
+        provider="Stripe", what="too many requests at once"
     )
     retry_at = timedelta(seconds=result.retry_in)
     assert before + retry_at <= credential.verification_next_attempt_at <= after + retry_at
@@ -381,7 +390,7 @@ def test_back_off_grows_and_the_last_attempt_marks_the_key_unreachable(
     assert_decided(credential, state="unreachable", code="rate_limited", key=key, before=before)
     assert credential.verification_attempts == settings.VERIFY_MAX_ATTEMPTS
     assert credential.verification_reason == REASONS["unreachable"].format(
-        attempts=settings.VERIFY_MAX_ATTEMPTS, what="too many requests at once"
+        provider="Stripe", attempts=settings.VERIFY_MAX_ATTEMPTS, what="too many requests at once"
     )
     assert len(fake_stripe.requests_for(key)) == settings.VERIFY_MAX_ATTEMPTS
     mails = queued_mails(credential)
@@ -588,14 +597,14 @@ def test_credential_already_decided_is_not_verified_again(fake_stripe, submit_ke
 
 def _meanwhile(monkeypatch, change):
     """Make `change` happen while Stripe (the real call, to the fake server) is being asked."""
-    ask_stripe = checking.stripe_account_facts
+    ask_stripe = stripe_provider.stripe_account_facts
 
     def ask_then_change(secret):
         facts = ask_stripe(secret)
         change()
         return facts
 
-    monkeypatch.setattr(checking, "stripe_account_facts", ask_then_change)
+    monkeypatch.setattr(stripe_provider, "stripe_account_facts", ask_then_change)
 
 
 def test_outcome_is_discarded_when_another_worker_took_the_claim_over_meanwhile(

@@ -46,6 +46,13 @@ def _forbidden(*, balance_ok: bool) -> Callable[[FakeStripe, str], None]:
     return arrange
 
 
+def _granted(*permissions: str) -> Callable[[FakeStripe, str], None]:
+    def arrange(stripe: FakeStripe, key: str) -> None:
+        stripe.restricted(key, granted=permissions)
+
+    return arrange
+
+
 def _rate_limited(key: str):
     return error_reply("rate_limited", key)
 
@@ -85,22 +92,24 @@ FAULTS = (
     Fault("200 (control)", _nothing, "verified", "verified", 1, 1),
     Fault("401 invalid key", _refused("invalid_api_key"), "rejected", "invalid_api_key", 1, 1),
     Fault("401 expired key", _refused("expired_api_key"), "rejected", "api_key_expired", 1, 1),
+    # A restricted key is probed once per read permission online payments needs (three),
+    # then asked for the account: refused everywhere, it is verified with every gap named.
     Fault(
-        "403 restricted key, no access",
+        "403 restricted key, no permission",
         _forbidden(balance_ok=False),
-        "rejected",
-        "insufficient_permissions",
+        "verified",
+        "missing_permissions",
         1,
-        2,
+        4,
         kind="rk",
     ),
     Fault(
-        "403 restricted key, balance readable",
-        _forbidden(balance_ok=True),
+        "restricted key, every permission",
+        _granted("rak_charge_read", "rak_payment_intent_read", "rak_customer_read"),
         "verified",
-        "limited_permissions",
+        "verified_restricted",
         1,
-        2,
+        4,
         kind="rk",
     ),
     Fault(
@@ -136,7 +145,10 @@ CONNECTION_REFUSED = Fault("connection refused", _nothing, "unreachable", "conne
 
 
 def _measured(fault: Fault, credential, requests: int) -> str:
-    from credentials.services.checking import REASONS
+    from credentials.providers.stripe import REASONS as STRIPE_REASONS
+    from credentials.services.checking import REASONS as SHARED_REASONS
+
+    REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
     reason = ""
     if fault.reason:
@@ -150,7 +162,10 @@ def _measured(fault: Fault, credential, requests: int) -> str:
 
 
 def _as_expected(fault: Fault, credential, requests: int) -> bool:
-    from credentials.services.checking import REASONS
+    from credentials.providers.stripe import REASONS as STRIPE_REASONS
+    from credentials.services.checking import REASONS as SHARED_REASONS
+
+    REASONS = {**SHARED_REASONS, **STRIPE_REASONS}
 
     return (
         credential is not None

@@ -149,7 +149,7 @@ def test_merchant_page_is_404_for_a_member_of_another_merchant(
 def test_owner_sees_the_submit_button(merchant, owner_client):
     body = owner_client.get(merchant_url("credentials:merchant", merchant)).content.decode()
 
-    assert "Submit Stripe keys" in body
+    assert "Submit keys" in body
     assert reverse("credentials:submit", kwargs={"slug": merchant.slug}) in body
 
 
@@ -164,7 +164,7 @@ def test_support_member_sees_keys_but_no_submit_button(
     body = response.content.decode()
     assert current_keys["test"].secret_hint in body
     assert current_keys["live"].secret_hint in body
-    assert "Submit Stripe keys" not in body
+    assert "Submit keys" not in body
     assert reverse("credentials:submit", kwargs={"slug": merchant.slug}) not in body
 
 
@@ -190,7 +190,7 @@ def test_view_only_member_sees_the_merchant_page_without_keys(
     assert 'class="keys"' not in body
     assert current_keys["test"].secret_hint not in body
     assert current_keys["live"].secret_hint not in body
-    assert "Submit Stripe keys" not in body
+    assert "Submit keys" not in body
 
 
 def test_view_only_member_gets_403_on_a_key_page(

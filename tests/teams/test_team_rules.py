@@ -1382,7 +1382,10 @@ def test_view_keys_cannot_be_taken_from_a_role_that_submits_keys(merchant, owner
 def test_the_role_form_says_submitting_and_revoking_come_with_view_keys(merchant, owner_client):
     text = page_text(owner_client.get(merchant_url("teams:role_create", merchant)))
 
-    assert "Send new Stripe keys, including replacements. Comes with “View keys”." in text
+    assert (
+        "Send new provider keys (Stripe, Kashier), including replacements. Comes with “View keys”."
+        in text
+    )
     assert "Comes with “View keys”." in text.split("Revoke keys", 1)[1]
 
 

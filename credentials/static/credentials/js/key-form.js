@@ -1,5 +1,5 @@
 // Checks Stripe keys as they are typed, with the server's rules and the server's own words:
-// the messages come from credentials/stripe_keys.py through the page (json_script
+// the messages come from credentials/providers/stripe_keys.py through the page (json_script
 // "key-form-rules"), and the server decides. Nothing typed here leaves the page before the
 // form is submitted.
 (function () {
@@ -8,6 +8,8 @@
   var rulesScript = document.getElementById("key-form-rules");
   if (!form || !rulesScript) return;
   var rules = JSON.parse(rulesScript.textContent);
+  // A provider whose keys only the server checks sends no rules.
+  if (!rules.messages) return;
   var MESSAGES = rules.messages;
   var PREFIXED = /^(pk|sk|rk)_(test|live)_([\s\S]*)$/;
   var TYPE = { pk: "publishable", sk: "secret", rk: "restricted" };
@@ -56,6 +58,9 @@
       return { error: message("too_short", {
         prefix: prefix, min_body_length: rules.min_body_length, body_length: body.length
       }) };
+    }
+    if (type === "secret" && rules.secret_key_policy === "refuse") {
+      return { error: rules.secret_key_refused };
     }
     return { type: type, mode: match[2] };
   }
@@ -111,4 +116,19 @@
     var input = form.elements[name];
     input.addEventListener("input", function () { input.dataset.edited = "1"; refresh(); });
   });
+
+  // The restricted-key permissions beside the form: only those of the chosen integrations
+  // (all of them while none is chosen).
+  var groups = document.querySelectorAll("#permission-checklist [data-integration]");
+  var boxes = form.querySelectorAll("input[name=requested_integrations]");
+  function showPermissions() {
+    var chosen = {};
+    var any = false;
+    boxes.forEach(function (box) { if (box.checked) { chosen[box.value] = true; any = true; } });
+    groups.forEach(function (group) {
+      group.hidden = any && !chosen[group.dataset.integration];
+    });
+  }
+  boxes.forEach(function (box) { box.addEventListener("change", showPermissions); });
+  showPermissions();
 })();

@@ -6,26 +6,14 @@ the `except` block so the original is neither chained nor kept as context for er
 """
 
 import functools
-from dataclasses import dataclass
+import re
 
 import requests
 import stripe
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-
-@dataclass(frozen=True)
-class AccountFacts:
-    """What Stripe told about the account behind a key. `livemode` is None when unknown."""
-
-    account_id: str = ""
-    display_name: str = ""
-    country: str = ""
-    charges_enabled: bool | None = None
-    payouts_enabled: bool | None = None
-    details_submitted: bool | None = None
-    livemode: bool | None = None
-    limited_permissions: bool = False
+from credentials.providers.base import AccountFacts
 
 
 class KeyRefused(Exception):
@@ -115,7 +103,7 @@ def _get(client: stripe.StripeClient, path: str) -> dict:
 
 
 @sensitive_variables("client")
-def _account_facts(client: stripe.StripeClient) -> AccountFacts:
+def _account_facts(client: stripe.StripeClient, *, fall_back_to_balance=True) -> AccountFacts:
     failure = None
     try:
         data = _get(client, "/v1/account")
@@ -140,6 +128,8 @@ def _account_facts(client: stripe.StripeClient) -> AccountFacts:
             # mode is the key's own (a test key can only reach test mode).
             livemode=data.get("livemode"),
         )
+    if not fall_back_to_balance:
+        raise KeyRefused("insufficient_permissions")
     try:
         balance = _get(client, "/v1/balance")
     except stripe.StripeError as error:
@@ -147,3 +137,59 @@ def _account_facts(client: stripe.StripeClient) -> AccountFacts:
     if failure is not None:
         raise failure
     return AccountFacts(livemode=balance.get("livemode"), limited_permissions=True)
+
+
+# The permission a 403 names ("Having the 'rak_invoice_read' permission would allow this
+# request to continue"); only this token is read from Stripe's message, which can echo the key.
+_NAMED_PERMISSION = re.compile(r"'(rak_[a-z0-9_]+)'")
+
+
+def _named_permission(error: stripe.PermissionError) -> str | None:
+    match = _NAMED_PERMISSION.search(getattr(error, "user_message", None) or str(error) or "")
+    return match[1] if match else None
+
+
+@sensitive_variables("secret", "client")
+def restricted_key_facts(secret: str, probes: dict[str, str]) -> AccountFacts:
+    """Return what a restricted key may read: each of `probes` (permission name → read-only
+    GET) is asked, and the names Stripe refuses with a 403 are `missing_permissions`. The
+    account's details are read too when the key may (many restricted keys may not).
+
+    Raise KeyRefused when Stripe does not accept the key at all, or when it may read nothing
+    asked of it (no probes, and neither the account nor its balance), StripeUnavailable on an
+    outage.
+    """
+    client = stripe_client(secret, http_client=_http_client(settings.STRIPE_TIMEOUT_SECONDS))
+    if not probes:
+        # Nothing the integrations need: the key works if it reads the account or, failing
+        # that, the balance (which also tells the mode), as a secret key is checked.
+        return _account_facts(client)
+    missing, failure = [], None
+    for name, path in probes.items():
+        try:
+            _get(client, path)
+        except stripe.PermissionError as error:
+            # Stripe's own name when its message gives one: that is what must be switched on
+            # (once, though Stripe may name it for two probes).
+            named = _named_permission(error) or name
+            if named not in missing:
+                missing.append(named)
+        except stripe.StripeError as error:
+            failure = _translate(error)
+        if failure is not None:
+            # Raised outside the except block: no __context__ leads back to Stripe's message.
+            raise failure
+    try:
+        account = _account_facts(client, fall_back_to_balance=False)
+    except KeyRefused as refusal:
+        if refusal.code != "insufficient_permissions":
+            raise
+        account = AccountFacts()
+    return AccountFacts(
+        **{
+            **account.__dict__,
+            # Asked for what the integrations need, the key does not have to read the account.
+            "limited_permissions": not account.account_id and not probes,
+            "missing_permissions": tuple(missing),
+        }
+    )
