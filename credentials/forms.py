@@ -108,6 +108,8 @@ class KeysForm(forms.Form):
     """
 
     secret_fields: tuple[str, ...] = ()
+    # The script that checks the keys as they are typed, with `browser_rules` ("" for none).
+    script = ""
 
     requested_integrations = forms.MultipleChoiceField(
         label="Integrations to switch on",

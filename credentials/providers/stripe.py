@@ -139,6 +139,7 @@ def secret_key_refusal(kind: str) -> ValidationError | None:
 
 class StripeKeysForm(KeysForm):
     secret_fields = ("secret_key",)
+    script = "credentials/js/key-form.js"
     field_order = ("publishable_key", "secret_key", "requested_integrations", "note")
 
     publishable_key = KeyField(

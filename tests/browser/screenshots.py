@@ -27,7 +27,7 @@ def submit(page, merchant, *, publishable: str, secret: str, note: str = "") -> 
     """Submit a key pair through the portal's form, as the signed-in page's user."""
     page.goto(reverse("credentials:submit", kwargs={"slug": merchant.slug}))
     page.get_by_label("Publishable key").fill(publishable)
-    page.get_by_label("Secret or restricted key").fill(secret)
+    page.get_by_label("Restricted key (recommended) or secret key").fill(secret)
     if note:
         page.get_by_label(re.compile("note", re.I)).fill(note)
     page.get_by_role("button", name="Submit keys").click()
@@ -71,7 +71,7 @@ def test_write_the_readme_screenshots(open_page, demo, browser_worker):
         page.goto(reverse("credentials:submit", kwargs={"slug": demo.merchant.slug}))
         page.get_by_label("Publishable key").fill(fake_key("pk_test_"))
         # A publishable key in the secret field: the form says so as it is typed.
-        secret_field = page.get_by_label("Secret or restricted key")
+        secret_field = page.get_by_label("Restricted key (recommended) or secret key")
         secret_field.fill(fake_key("pk_test_"))
         secret_field.blur()
         expect(secret_field).to_have_attribute("aria-invalid", "true")

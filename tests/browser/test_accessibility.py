@@ -122,8 +122,8 @@ def test_forms_showing_their_errors_have_no_serious_accessibility_violation(brow
     # The key form's as-you-type messages, then the server's.
     browser_page.goto(reverse("credentials:submit", kwargs={"slug": slug}))
     browser_page.get_by_label("Publishable key").fill(fake_key("sk_test_"))
-    browser_page.get_by_label("Secret or restricted key").fill("sk_test_short")
-    browser_page.get_by_label("Secret or restricted key").blur()
+    browser_page.get_by_label("Restricted key (recommended) or secret key").fill("sk_test_short")
+    browser_page.get_by_label("Restricted key (recommended) or secret key").blur()
     found["key form, as you type"] = serious_violations(browser_page)
     browser_page.get_by_role("button", name="Submit keys").click()
     browser_page.wait_for_load_state()
@@ -182,7 +182,7 @@ def submitted_and_verified(page, merchant) -> Credential:
     """Submit a test key pair through the portal's form; return it once the worker verified it."""
     page.goto(reverse("credentials:submit", kwargs={"slug": merchant.slug}))
     page.get_by_label("Publishable key").fill(fake_key("pk_test_"))
-    page.get_by_label("Secret or restricted key").fill(fake_key("sk_test_"))
+    page.get_by_label("Restricted key (recommended) or secret key").fill(fake_key("sk_test_"))
     page.get_by_role("button", name="Submit keys").click()
     page.wait_for_url(re.compile(r"/keys/\d+/"))
     credential = Credential.objects.get(merchant=merchant)

@@ -38,7 +38,9 @@ def test_keys_submitted_in_the_browser_are_verified_by_the_worker_and_mailed(
     sign_in(browser_page, demo.owner)
     browser_page.goto(f"/m/{demo.merchant.slug}/keys/new/")
     browser_page.get_by_label("Publishable key").fill(fake_key("pk_test_"))
-    browser_page.get_by_label("Secret or restricted key").fill(fake_key("sk_test_"))
+    browser_page.get_by_label("Restricted key (recommended) or secret key").fill(
+        fake_key("sk_test_")
+    )
     browser_page.get_by_role("button", name="Submit keys").click()
     browser_page.wait_for_url(re.compile(r"/keys/\d+/"))
 

@@ -122,7 +122,9 @@ def test_a_refused_submission_sums_up_the_errors_with_focus_and_asks_for_the_sec
 
     summary = browser_page.locator(".error-summary")
     expect(summary).to_be_focused()
-    expect(summary.get_by_role("link")).to_have_text(f"Secret or restricted key: {live_message}")
+    expect(summary.get_by_role("link")).to_have_text(
+        f"Restricted key (recommended) or secret key: {live_message}"
+    )
     expect(browser_page.locator("#id_secret_key_error")).to_have_text(live_message)
     expect(browser_page.locator("#id_secret_key")).to_have_value("")
     expect(browser_page.get_by_text("Paste the secret again")).to_be_visible()

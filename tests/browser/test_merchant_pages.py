@@ -27,7 +27,7 @@ def submit_keys(page, *, secret: str) -> None:
     """Fill the key form that `page` shows with `secret` (and a publishable key of its mode)."""
     mode = "live" if "_live_" in secret else "test"
     page.get_by_label("Publishable key").fill(fake_key(f"pk_{mode}_"))
-    page.get_by_label("Secret or restricted key").fill(secret)
+    page.get_by_label("Restricted key (recommended) or secret key").fill(secret)
     page.get_by_role("button", name="Submit keys").click()
     page.wait_for_url(re.compile(r"/keys/\d+/\?submitted=1$"))
 
