@@ -13,7 +13,7 @@ export WEB_PORT := $(PORT)
 
 help:
 	@echo "make run    set up (venv, .env, database, demo data) and serve on http://127.0.0.1:$(PORT)"
-	@echo "make demo   like run, with a fake Stripe (no account or network needed)"
+	@echo "make demo   like run, with a fake Stripe and Kashier (no account or network needed)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make lint   ruff check and format check"
 	@echo "make format apply ruff's formatting and safe fixes"
@@ -52,17 +52,23 @@ run: port-free local-state
 	@# itself and lets the environment win.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile -p $(PORT)
 
-# `make run` with a fake Stripe on 127.0.0.1:12111 (or another free port when something, such
-# as another demo, holds that one) instead of Stripe's API: for a demo without a Stripe account
-# or network. Any sk_test_/sk_live_ key verifies; keys ending in bad0 are rejected.
+# `make run` with a fake Stripe on 127.0.0.1:12111 and a fake Kashier on 12112 (test) and 12113
+# (live), or other free ports when something (another demo) holds those, instead of the
+# providers' APIs: for a demo without accounts or network. Any well-shaped key verifies; keys
+# ending in bad0 are rejected.
 demo: port-free local-state
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@stripe_port=$$($(BIN)/python -m tests.fake_stripe --free-port) && \
+	kashier_test_port=$$($(BIN)/python -m tests.fake_kashier --mode test --free-port) && \
+	kashier_live_port=$$($(BIN)/python -m tests.fake_kashier --mode live --free-port) && \
 	echo && \
-	echo "Keyhouse demo with a fake Stripe on port $$stripe_port: open http://127.0.0.1:$(PORT)/ (helpdesk: /admin/)." && \
+	echo "Keyhouse demo with a fake Stripe on port $$stripe_port and a fake Kashier on ports $$kashier_test_port (test) and $$kashier_live_port (live):" && \
+	echo "open http://127.0.0.1:$(PORT)/ (helpdesk: /admin/)." && \
 	echo && \
 	STRIPE_PORT=$$stripe_port STRIPE_API_BASE=http://127.0.0.1:$$stripe_port \
+	KASHIER_TEST_PORT=$$kashier_test_port KASHIER_API_BASE_TEST=http://127.0.0.1:$$kashier_test_port \
+	KASHIER_LIVE_PORT=$$kashier_live_port KASHIER_API_BASE_LIVE=http://127.0.0.1:$$kashier_live_port \
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -e /dev/null -f Procfile.demo -p $(PORT)
 
 lint: install

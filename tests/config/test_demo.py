@@ -58,13 +58,13 @@ def account_status(port: int, key: str) -> int | None:
 
 
 @contextmanager
-def demo_stripe_process(port: int):
-    """Start the demo's `stripe` process from Procfile.demo, as `make demo` does."""
-    environment = {**os.environ, "STRIPE_PORT": str(port)}
+def demo_processes(*names: str, **ports: int):
+    """Start processes of Procfile.demo, as `make demo` does, with the ports given."""
+    environment = {**os.environ, **{name: str(port) for name, port in ports.items()}}
     environment["PATH"] = f"{os.path.dirname(sys.executable)}:{environment['PATH']}"
     honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
     process = subprocess.Popen(
-        [honcho, "start", "-e", os.devnull, "-f", "Procfile.demo", "stripe"],
+        [honcho, "start", "-e", os.devnull, "-f", "Procfile.demo", *names],
         cwd=settings.BASE_DIR,
         env=environment,
         stdout=subprocess.PIPE,
@@ -81,6 +81,11 @@ def demo_stripe_process(port: int):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def demo_stripe_process(port: int):
+    """Start the demo's `stripe` process from Procfile.demo, as `make demo` does."""
+    return demo_processes("stripe", STRIPE_PORT=port)
 
 
 def test_demo_port_is_the_documented_one_while_it_is_free():
@@ -117,4 +122,87 @@ def test_fake_stripe_names_the_port_it_cannot_have(default_port_taken):
 
     assert result.returncode == 1
     assert f"127.0.0.1:{default_port_taken}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# The demo's fake Kashier: one host per mode, each on its own port, moved off a held one.
+
+
+def run_fake_kashier(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tests.fake_kashier", *args],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def kashier_account_status(port: int, key: str) -> int | None:
+    """Return the status of Kashier's GET /v2/account on `port`, or None while nothing answers."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/account", headers={"Authorization": key}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local
+            json.load(response)
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def kashier_test_port_taken():
+    """Hold the fake Kashier test host's port as another demo would (or find it held)."""
+    from tests.fake_kashier import DEMO_PORTS
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", DEMO_PORTS["test"]))
+        holder.listen()
+    except OSError:
+        pass
+    yield DEMO_PORTS["test"]
+    holder.close()
+
+
+def test_demo_fake_kashier_hosts_start_on_free_ports_and_answer_as_kashier(
+    kashier_test_port_taken,
+):
+    from tests.fake_kashier import fake_secret_key
+
+    ports = {}
+    for mode in ("test", "live"):
+        chosen = run_fake_kashier("--mode", mode, "--free-port")
+        assert chosen.returncode == 0, chosen.stderr
+        ports[mode] = int(chosen.stdout)
+    assert ports["test"] != kashier_test_port_taken
+    assert ports["test"] != ports["live"]
+    good, bad = fake_secret_key(), fake_secret_key()[:-4] + "bad0"
+
+    with demo_processes(
+        "kashier_test",
+        "kashier_live",
+        KASHIER_TEST_PORT=ports["test"],
+        KASHIER_LIVE_PORT=ports["live"],
+    ) as process:
+        answers = {}
+        for mode, port in ports.items():
+            while answers.get(mode) is None and process.poll() is None:
+                answers[mode] = kashier_account_status(port, good)
+                time.sleep(0.1)
+        refused = kashier_account_status(ports["live"], bad)
+
+    assert answers == {"test": 200, "live": 200}, process.stdout.read()
+    assert refused == 401
+
+
+def test_fake_kashier_names_the_port_it_cannot_have(kashier_test_port_taken):
+    result = run_fake_kashier("--mode", "test", "--port", str(kashier_test_port_taken))
+
+    assert result.returncode == 1
+    assert f"127.0.0.1:{kashier_test_port_taken}" in result.stderr
     assert "Traceback" not in result.stderr
