@@ -30,6 +30,16 @@ _FIXTURE_DIRS = (
 )
 
 
+# For demos: a restricted key ending in "gap0" may not read customers, invoices or the account,
+# so the portal shows a key verified with missing permissions without registering anything.
+GAPS_SUFFIX = "gap0"
+GAPS = {
+    "/v1/customers": "rak_customer_read",
+    "/v1/invoices": "rak_invoice_read",
+    "/v1/account": "rak_accounts_kyc_basic_read",
+}
+
+
 def _fixture_dir() -> Path:
     for directory in _FIXTURE_DIRS:
         if (directory / "account.json").exists():
@@ -297,6 +307,8 @@ class FakeStripe:
             return error_reply("invalid_api_key", key)
         if permission := behaviour.forbidden.get(path):
             return permission_error_reply(key, permission)
+        if key.startswith("rk_") and key.endswith(GAPS_SUFFIX) and path in GAPS:
+            return permission_error_reply(key, GAPS[path])
         if path == "/v1/account":
             return account_reply(key)
         if path == "/v1/balance":
@@ -400,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"Fake Stripe on {server.url}: any sk_/rk_ key is valid; keys ending in 'bad0' are "
-        "rejected",
+        f"rejected; restricted keys ending in '{GAPS_SUFFIX}' lack customers, invoices and "
+        "account read permissions",
         flush=True,
     )
     server.start()

@@ -326,6 +326,7 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
         return ReverifyOutcome.NOT_DUE
     answer = ask_provider(stored)
     del stored
+    # The answer's code: the refusal's, or what an accepted key's check found.
     facts, refused_code = answer.facts, answer.code
     if answer.transient:
         # Not the key's fault: check again in an hour rather than a day. Only if it is still
@@ -343,9 +344,17 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
             credential.charges_enabled = facts.charges_enabled
             credential.payouts_enabled = facts.payouts_enabled
             credential.details_submitted = facts.details_submitted
-            # A restricted key's permissions may have been switched on (or off) since.
+            # A restricted key's permissions may have been switched on (or off) since: the
+            # page, the queue and the flags say what this check found.
             credential.missing_permissions = list(facts.missing_permissions)
             credential.helpdesk_flags = helpdesk_flags(credential)
+            credential.verification_code = refused_code
+            credential.verification_reason = credential.provider_spec.reason(
+                refused_code,
+                kind=credential.kind,
+                mode=credential.get_mode_display().lower(),
+                facts=facts,
+            )
             credential.save(
                 update_fields=[
                     "checked_at",
@@ -354,6 +363,8 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
                     "details_submitted",
                     "missing_permissions",
                     "helpdesk_flags",
+                    "verification_code",
+                    "verification_reason",
                 ]
             )
             return ReverifyOutcome.STILL_VALID

@@ -206,3 +206,24 @@ def test_fake_kashier_names_the_port_it_cannot_have(kashier_test_port_taken):
     assert result.returncode == 1
     assert f"127.0.0.1:{kashier_test_port_taken}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_restricted_key_ending_in_gap0_is_verified_with_its_missing_permissions(
+    fake_stripe,
+):
+    from credentials.providers.base import KeysToCheck
+    from credentials.providers.stripe import StripeProvider
+
+    key = fake_key("rk_test_")[:-4] + "gap0"
+
+    answer = StripeProvider().verify(
+        KeysToCheck(
+            mode="test",
+            kind="restricted",
+            secret=key,
+            requested_integrations=("online_payments", "invoicing"),
+        )
+    )
+
+    assert answer.code == "missing_permissions"
+    assert answer.facts.missing_permissions == ("rak_customer_read", "rak_invoice_read")
