@@ -74,7 +74,7 @@ class KeyActionViewsMixin:
                 self.message_user(
                     request,
                     f"{credential.secret_hint} revoked and erased; the merchant was told to roll "
-                    "it at Stripe.",
+                    f"it at {credential.get_provider_display()}.",
                     messages.WARNING,
                 )
                 return HttpResponseRedirect(

@@ -104,6 +104,8 @@ class KeyProvider:
     form_class = None
     help_template: str = ""
     public_key_label: str = ""
+    # Where a compromised key is rolled (replaced by a new one), in the dashboard's words.
+    roll_where: str = ""
     # The form field beside which a mode error is shown (the one the mode is read from).
     mode_field: str = "secret_key"
     # The second secret's label, and what the key's page says about how it was checked

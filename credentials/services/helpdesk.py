@@ -50,7 +50,7 @@ def credential_acknowledge(*, credential: Credential, actor, request=None) -> bo
 def followups_send_due(*, now=None) -> int:
     """Queue one reminder to the helpdesk for each unacknowledged submission now due.
 
-    A key Stripe rejected is not reminded: it waits for the merchant, who alone can submit
+    A key its provider rejected is not reminded: it waits for the merchant, who alone can submit
     one that works (its clock stays, so reminders resume if it is verified again).
 
     Rows are claimed with SELECT … FOR UPDATE SKIP LOCKED and a conditional update, so two

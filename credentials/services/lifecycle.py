@@ -1,5 +1,5 @@
 """The key lifecycle: rolls (a verified key supersedes the older ones), revocation, and the
-daily re-check of verified keys with Stripe."""
+daily re-check of verified keys with their provider."""
 
 import random
 from datetime import datetime, timedelta
@@ -103,7 +103,7 @@ def _verify_again(credential_id: int, *, states, next_reverify_at=None) -> bool:
 @refusals_audited
 @transaction.atomic
 def credential_verify_again(*, credential: Credential, actor, request=None) -> Credential:
-    """Verify again, at once, a key Stripe rejected or could not be reached for (the helpdesk
+    """Verify again, at once, a key its provider rejected or could not be reached for (the helpdesk
     fixed something, or the merchant says the key works now). Audited.
 
     Raise ValidationError if the key is not active, or verified or being verified already.
@@ -111,7 +111,7 @@ def credential_verify_again(*, credential: Credential, actor, request=None) -> C
     authorize(actor, HELPDESK_WORK_QUEUE, about=credential.merchant)
     if not _verify_again(credential.pk, states=VERIFY_AGAIN_STATES):
         raise ValidationError(
-            "Only an active key that Stripe rejected or could not be reached for can be "
+            "Only an active key that its provider rejected or could not be reached for can be "
             "verified again; this one is verified, being verified, or no longer in use."
         )
     audit_record(
@@ -194,8 +194,8 @@ def supersede_older_keys(credential: Credential) -> list[Credential]:
 
 
 REVOKE_WHAT_TO_DO = (
-    "Roll the key in the Stripe dashboard (Developers → API keys → ⋯ → Roll key) so that the "
-    "compromised one stops working everywhere, then submit the new key in Keyhouse."
+    "Roll the key in {roll_where} so that the compromised one stops working everywhere, then "
+    "submit the new key in Keyhouse."
 )
 
 
@@ -250,7 +250,7 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         credential=credential,
         event=KeyEvent.REVOKED,
         merchant_to=merchant_recipients(credential, also=() if by == "staff" else (actor.email,)),
-        what_to_do=REVOKE_WHAT_TO_DO,
+        what_to_do=REVOKE_WHAT_TO_DO.format(roll_where=credential.provider_spec.roll_where),
     )
     return credential
 

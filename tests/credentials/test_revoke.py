@@ -40,6 +40,8 @@ from tests.helpers import (
     reload,
 )
 
+STRIPE_ROLL_WHERE = "the Stripe dashboard (Developers → API keys → ⋯ → Roll key)"
+
 HELPDESK_MAIL = "helpdesk_key_revoked"
 MERCHANT_MAIL = "merchant_key_revoked"
 REASON = "A contractor's laptop with our .env file was stolen."
@@ -257,7 +259,7 @@ def test_merchant_is_told_to_roll_the_key_in_stripe_and_submit_the_new_one(
     submit_url = django_settings.SITE_URL + reverse(
         "credentials:submit", kwargs={"slug": merchant.slug}
     )
-    assert REVOKE_WHAT_TO_DO in sent.body
+    assert REVOKE_WHAT_TO_DO.format(roll_where=STRIPE_ROLL_WHERE) in sent.body
     assert "Roll the key in the Stripe dashboard" in sent.body
     assert f"Submit the new key: {submit_url}" in sent.body
     assert "has no active test key" in sent.body
@@ -513,7 +515,7 @@ def test_helpdesk_revokes_in_the_admin_with_the_same_effects(
     [told] = [m for m in mail.outbox if m.to != [django_settings.HELPDESK_EMAIL]]
     # The merchant is told; the agent who revoked it is not a recipient of the merchant's mail.
     assert sorted(told.to) == sorted([owner.email, merchant.contact_email])
-    assert REVOKE_WHAT_TO_DO in told.body
+    assert REVOKE_WHAT_TO_DO.format(roll_where=STRIPE_ROLL_WHERE) in told.body
     for sent in mail.outbox:
         assert secret not in sent.body
 
