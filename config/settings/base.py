@@ -338,6 +338,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The SDK logs response bodies at debug level; Stripe's errors echo a masked key.
         "stripe": {"level": "WARNING"},
+        # At debug level a missing template variable is logged with the whole context, which
+        # on the reveal page holds the secrets being shown.
+        "django.template": {"level": "INFO"},
     },
 }
 

@@ -14,11 +14,34 @@ from teams.permissions import HELPDESK_REVEAL_SECRETS
 from teams.two_factor import code_refusal
 
 
+class RevealedSecrets:
+    """The (label, value) pairs a reveal shows, iterable like a list; its repr (what error
+    reports, debug logs and template-context dumps print) withholds the values."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self._pairs = list(pairs)
+
+    def __iter__(self):
+        return iter(self._pairs)
+
+    def __len__(self):
+        return len(self._pairs)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        labels = ", ".join(label for label, _ in self._pairs)
+        return f"RevealedSecrets({labels}: withheld)"
+
+    __str__ = __repr__
+
+
 @refusals_audited
 @sensitive_variables("secrets", "secret", "extra_secret")
 def credential_reveal(
     *, credential: Credential, actor, reason: str, otp_token: str, request=None
-) -> list[tuple[str, str]]:
+) -> RevealedSecrets:
     """Return the plaintext secrets to a helpdesk lead, as (label, value) pairs (the key's
     secret, then its provider's second secret if it has one), and audit who, which key and
     why.
@@ -64,4 +87,4 @@ def credential_reveal(
         details={"reason": reason},
         request=request,
     )
-    return secrets
+    return RevealedSecrets(secrets)

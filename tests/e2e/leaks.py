@@ -27,11 +27,21 @@ class Secret(str):
 
 
 def secret_fragments(secret: str) -> list[str]:
-    """Return the secret itself and every FRAGMENT_LENGTH-character stretch of its body."""
-    body = secret.split("_", 2)[2]
-    starts = range(len(body) - FRAGMENT_LENGTH + 1)
-    pieces = [body[start : start + FRAGMENT_LENGTH] for start in starts]
-    return [str(secret), *pieces]
+    """Return the secret itself and every FRAGMENT_LENGTH-character stretch of its body: a
+    Stripe key's after its prefix; a Kashier key (no prefix) whole, and a Payment API key (a
+    UUID) also without its dashes. Hints show four characters, so only longer stretches
+    prove a leak."""
+    parts = str(secret).split("_", 2)
+    if len(parts) == 3:
+        forms, bodies = [str(secret)], [parts[2]]
+    else:
+        forms = bodies = list(dict.fromkeys([str(secret), str(secret).replace("-", "")]))
+    pieces = [
+        body[start : start + FRAGMENT_LENGTH]
+        for body in bodies
+        for start in range(len(body) - FRAGMENT_LENGTH + 1)
+    ]
+    return [*forms, *pieces]
 
 
 def _base64_decoded(data: bytes) -> list[bytes]:
