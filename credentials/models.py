@@ -297,6 +297,12 @@ class Credential(models.Model):
 
         return provider_for(self.provider)
 
+    def outcome_reason(self, code: str, facts=None) -> str:
+        """Return the merchant's sentence for the provider's answer `code` about this key."""
+        return self.provider_spec.reason(
+            code, kind=self.kind, mode=self.get_mode_display().lower(), facts=facts
+        )
+
     @property
     def missing_permission_labels(self) -> list[str]:
         return self.provider_spec.permission_labels(self.missing_permissions)

@@ -191,6 +191,7 @@ class CredentialStatusView(MerchantPermissionRequiredMixin, View):
         status = credential_status(credential)
         return JsonResponse(
             {
+                "provider": credential.get_provider_display(),
                 "verification_state": credential.verification_state,
                 "verification_label": credential.get_verification_state_display(),
                 "status": status.code,

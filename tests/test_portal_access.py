@@ -3,8 +3,10 @@ everyone else once per route and method (a member of another merchant, a made-up
 object, an anonymous visitor).
 
 The routes are read from the URL configuration (`tests/portal_routes.py`: every route that
-takes a merchant `slug`) and each page's permission from the permission its view declares, so
-a new page is covered as soon as it is routed, and a page that declares none fails. What each
+takes a merchant `slug`, and a route again for each query that makes it another page, such as
+the submit page's `?provider=kashier`) and each page's permission from the permission its
+view declares, so a new page is covered as soon as it is routed, and a page that declares
+none fails. What each
 role may do comes from DEFAULT_ROLES in `teams/permissions.py`: the pages' answers are compared
 with the catalogue, never with the code that gives them.
 
@@ -16,14 +18,15 @@ merchant it asked for.
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from django.urls import resolve, reverse
 
 from audit.models import AuditEvent
 from audit.refusals import NOT_ALLOWED
-from credentials.models import Credential
+from credentials.models import Credential, Mode
+from credentials.providers import DEFAULT_PROVIDER
 from credentials.views import MerchantView
 from merchants.models import Integration, Merchant
 from teams.models import Invitation, Membership, Role
@@ -48,10 +51,11 @@ from tests.factories import (
     default_role,
     fake_key,
 )
+from tests.fake_kashier import MERCHANT_ID, fake_payment_api_key, fake_secret_key
 from tests.helpers import page_html, page_text, stored_state
 from tests.portal_routes import PK_KINDS, PortalRoute, portal_routes, route_address
 
-PORTAL_ROUTES = portal_routes()
+PORTAL_ROUTES = portal_routes(query_variants=True)
 ROLE_PERMISSIONS = {role.slug: role.permissions for role in DEFAULT_ROLES}
 
 # What each page needs, as the issue and DESIGN.md describe the pages. The tests read the
@@ -81,6 +85,8 @@ NOT_A_MEMBER = "Not a member of this merchant."
 UNKNOWN_SLUG = "no-such-merchant"
 # An id no row has: the largest a PostgreSQL integer holds.
 UNKNOWN_PK = 2**31 - 1
+# A made-up secret key of each provider, in the shape its submit page takes.
+SECRET_KEYS = {"stripe": lambda: fake_key("sk_test_"), "kashier": fake_secret_key}
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def address(route: PortalRoute, tenant: Tenant, *, slug: str = "", object_pks=No
 
 def declared_permission(url: str) -> str:
     """Return the permission the view behind `url` declares; fail the test if it declares none."""
-    view_class = getattr(resolve(url).func, "view_class", None)
+    view_class = getattr(resolve(urlsplit(url).path).func, "view_class", None)
     permission = getattr(view_class, "permission_required", None)
     if not permission:
         pytest.fail(f"The portal view behind {url} does not declare permission_required.")
@@ -149,7 +155,7 @@ def declared_permission(url: str) -> str:
 
 def takes(url: str, method: str) -> bool:
     """Return True if the view behind `url` answers `method`."""
-    view_class = resolve(url).func.view_class
+    view_class = resolve(urlsplit(url).path).func.view_class
     name = method.lower()
     return name in view_class.http_method_names and hasattr(view_class, name)
 
@@ -171,6 +177,10 @@ def form_data(secret: str) -> dict:
         "contact_email": "probe@example.test",
         "country": "FR",
         "reason": "probe",
+        # Kashier's form (`?provider=kashier`), with a Kashier `secret`.
+        "merchant_id": MERCHANT_ID,
+        "payment_api_key": fake_payment_api_key(),
+        "mode": Mode.TEST,
     }
 
 
@@ -193,6 +203,16 @@ def denials(merchant) -> list[tuple]:
 def without_csrf_token(html: str) -> str:
     """Return the page with its CSRF token blanked: the token is masked afresh on each render."""
     return re.sub(r'(name="csrfmiddlewaretoken" value=")[^"]*"', r'\1"', html)
+
+
+@pytest.fixture
+def secret(route):
+    """A made-up secret key that the route's page takes: of the provider its query names,
+    Stripe's without one."""
+    provider = parse_qs(route.query).get("provider", [DEFAULT_PROVIDER])[0]
+    if provider not in SECRET_KEYS:
+        pytest.fail(f"{route}: add a made-up {provider} secret key to SECRET_KEYS.")
+    return SECRET_KEYS[provider]()
 
 
 ROUTES = pytest.mark.parametrize("route", PORTAL_ROUTES, ids=str)
@@ -258,9 +278,16 @@ def test_a_member_is_let_in_only_with_the_permission_the_page_declares(
 
     if permission in ROLE_PERMISSIONS[role]:
         if takes(url, "GET"):
-            assert client.get(url).status_code == 200
+            fetched = client.get(url)
+            assert fetched.status_code == 200
+            assert route.shows in page_text(fetched)
         else:
             assert client.post(url).status_code < 400
+        if route.query and takes(url, "POST"):
+            # The query reaches the form that takes the POST, and it acts on the body.
+            before = stored_state()
+            assert send(client, "POST", url, secret).status_code == 302
+            assert stored_state() != before
         assert denials(own.merchant) == []
     else:
         before = stored_state()

@@ -26,6 +26,7 @@ from credentials.providers.kashier_keys import (
     MAX_KEY_LENGTH,
     MERCHANT_ID_PLACE,
     KashierSecret,
+    browser_rules,
     parse_merchant_id,
     parse_payment_api_key,
     parse_secret_key,
@@ -75,6 +76,7 @@ PAYMENT_API_KEY_CHECKED = (
 
 class KashierKeysForm(KeysForm):
     secret_fields = ("secret_key", "payment_api_key")
+    script = "credentials/js/kashier-form.js"
     field_order = (
         "merchant_id",
         "secret_key",
@@ -136,6 +138,12 @@ class KashierKeysForm(KeysForm):
         },
     )
 
+    @property
+    def browser_rules(self) -> dict:
+        """Return the rules and messages the page's script checks the merchant id and keys
+        with as they are typed (`kashier_keys.browser_rules`), for `json_script`."""
+        return browser_rules()
+
 
 class KashierProvider(KeyProvider):
     code = "kashier"
@@ -144,6 +152,7 @@ class KashierProvider(KeyProvider):
     form_class = KashierKeysForm
     help_template = "credentials/help/kashier.html"
     public_key_label = "Merchant ID"
+    roll_where = "the Kashier merchant dashboard (Integrate now → API keys, generate a new key)"
     extra_secret_label = "Payment API key"  # noqa: S105  a label, not a secret
     extra_secret_checked = PAYMENT_API_KEY_CHECKED
     reasons = REASONS

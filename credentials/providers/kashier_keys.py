@@ -7,6 +7,7 @@ wrong field is named and sent to the right one. Every refusal says what is wrong
 fix it. Messages never repeat the value.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -213,3 +214,54 @@ def _checked(value: str, field: str) -> str:
     if any(char.isspace() or not char.isprintable() for char in value):
         raise _refusal("inner_whitespace", **words)
     return value
+
+
+def browser_rules() -> dict:
+    """Return what the Kashier form's script needs to refuse values as the server does, with
+    the server's own words: the messages (with `{name}` placeholders), the shapes and the
+    words for each field, the longest value, and each pattern above as a JavaScript regular
+    expression. The page passes it to the script with `json_script`."""
+    return {
+        "messages": MESSAGES,
+        "shapes": SHAPES,
+        "fields": {
+            name: {"field": words, "where": _WHERE[name]} for name, words in FIELD_WORDS.items()
+        },
+        "max_length": MAX_KEY_LENGTH,
+        "quotes": "".join(sorted(_QUOTES)),
+        # What Python's str.strip() and `\s` take for whitespace (JavaScript's \s differs).
+        "whitespace": _js_whitespace_class(),
+        "patterns": {
+            name: _js_pattern(pattern)
+            for name, pattern in {
+                "fernet_token": _FERNET_TOKEN,
+                "bearer": _BEARER,
+                "stripe_key": _STRIPE_KEY,
+                "secret_key": _SECRET_KEY,
+                "incomplete_secret_key": _INCOMPLETE_SECRET_KEY,
+                "looks_like_a_secret_key": _LOOKS_LIKE_A_SECRET_KEY,
+                "payment_api_key": _PAYMENT_API_KEY,
+                "merchant_id": _MERCHANT_ID,
+            }.items()
+        },
+    }
+
+
+@functools.cache
+def _js_whitespace_class() -> str:
+    """Return the characters Python counts as whitespace as a JavaScript character class.
+
+    Unicode's whitespace is all in its first plane, so that is all that is searched.
+    """
+    spaces = (chr(code) for code in range(0x10000) if chr(code).isspace())
+    return "[" + "".join(f"\\u{ord(space):04x}" for space in spaces) + "]"
+
+
+def _js_pattern(pattern: re.Pattern) -> dict:
+    """Return `pattern` as the source and flags of the same JavaScript regular expression.
+
+    Only what the patterns above use is translated: named groups and `\\s`. Their `$` may
+    stay: Python's also matches before a final line break, but values are stripped first.
+    """
+    source = pattern.pattern.replace("(?P<", "(?<").replace("\\s", _js_whitespace_class())
+    return {"source": source, "flags": "i" if pattern.flags & re.IGNORECASE else ""}

@@ -349,12 +349,7 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
             credential.missing_permissions = list(facts.missing_permissions)
             credential.helpdesk_flags = helpdesk_flags(credential)
             credential.verification_code = refused_code
-            credential.verification_reason = credential.provider_spec.reason(
-                refused_code,
-                kind=credential.kind,
-                mode=credential.get_mode_display().lower(),
-                facts=facts,
-            )
+            credential.verification_reason = credential.outcome_reason(refused_code, facts)
             credential.save(
                 update_fields=[
                     "checked_at",
@@ -373,9 +368,7 @@ def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
         provider = credential.provider_spec
         credential.verification_reason = REASONS["no_longer_valid"].format(
             provider=provider.label,
-            reason=provider.reason(
-                refused_code, kind=credential.kind, mode=credential.get_mode_display().lower()
-            ),
+            reason=credential.outcome_reason(refused_code),
         )
         credential.next_reverify_at = None
         credential.save(

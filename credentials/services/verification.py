@@ -220,9 +220,7 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
         # The provider decided: it accepted the keys (perhaps with gaps) or refused them.
         accepted = facts is not None and provider.accepts(code)
         state = VerificationState.VERIFIED if accepted else VerificationState.REJECTED
-        reason = provider.reason(
-            code, kind=credential.kind, mode=credential.get_mode_display().lower(), facts=facts
-        )
+        reason = credential.outcome_reason(code, facts)
     if facts is not None:
         credential.account_id = facts.account_id
         credential.account_name = facts.display_name[:255]

@@ -173,6 +173,7 @@ def test_the_status_says_waiting_then_the_outcome_without_any_key_material(
     assert waiting["Content-Type"] == "application/json"
     assert "no-store" in waiting["Cache-Control"]
     assert waiting.json() == {
+        "provider": "Stripe",
         "verification_state": "pending",
         "verification_label": "Waiting to be verified",
         "status": "waiting",
@@ -190,6 +191,7 @@ def test_the_status_says_waiting_then_the_outcome_without_any_key_material(
     for material in (reload(pending).secret, pending.public_key, pending.secret_hint):
         assert material not in body
     assert set(json.loads(body)) == {
+        "provider",
         "verification_state",
         "verification_label",
         "status",

@@ -289,5 +289,5 @@ def test_verify_again_is_not_offered_on_a_verified_key_and_refused_if_posted(
     )
 
     assert "Verify again" not in page.content.decode()
-    assert "Only an active key that Stripe rejected" in response.content.decode()
+    assert "Only an active key that its provider rejected" in response.content.decode()
     assert reload(credential).verification_state == VerificationState.VERIFIED

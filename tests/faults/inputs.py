@@ -22,13 +22,13 @@ FALLBACK_FIELDS = frozenset({"reason", "note", "email", "role"})
 INVALID_CHOICE = "is not one of the available choices"
 
 
-def _endless_bodies(names, generator: random.Random, secret: str):
+def _endless_bodies(names, generator: random.Random, secret: str, kashier_keys: list[str]):
     """Yield the fuzzer's bodies without end: its batches, one after another, from one
     seeded generator (the same bodies every run)."""
     from tests.test_fuzz_forms import bodies
 
     while True:
-        yield from bodies(names, generator, secret)
+        yield from bodies(names, generator, secret, kashier_keys)
 
 
 def _portal_form(route, index: int):
@@ -69,6 +69,7 @@ def fuzzed_form_bodies(run: Run) -> Outcome:
     takes a POST and the admin's writing forms, on PostgreSQL; every answer is a page, a
     redirect or a refusal, and none echoes a key that was sent."""
     from tests.factories import fake_key
+    from tests.fake_kashier import fake_payment_api_key, fake_secret_key
     from tests.test_fuzz_forms import ADMIN_FORMS, POST_ROUTES, SEED, field_names
 
     forms = [(str(route), route) for route in POST_ROUTES] + [(name, None) for name in ADMIN_FORMS]
@@ -87,14 +88,20 @@ def fuzzed_form_bodies(run: Run) -> Outcome:
             client, url = _portal_form(route, index) if route else _admin_form(label)
             client.raise_request_exception = False
             secret = fake_key("sk_live_")
+            kashier_keys = [fake_secret_key(), fake_payment_api_key()]
             names = field_names(client.get(url).content.decode()) or set(FALLBACK_FIELDS)
             generator = random.Random(f"{SEED}:{label}")
-            for body in islice(_endless_bodies(names, generator, secret), per_form):
+            bodies = _endless_bodies(names, generator, secret, kashier_keys)
+            for body in islice(bodies, per_form):
                 response = client.post(url, body)
                 answers[f"{response.status_code // 100}xx"] += 1
                 if response.status_code >= 500:
                     failing[label] += 1
-                echoed_in = _echoed_in(response.content.decode(errors="replace"), secret)
+                page = response.content.decode(errors="replace")
+                # A Stripe key's body (after sk_live_), or the whole Kashier secret key.
+                echoed_in = _echoed_in(page, secret[8:])
+                if echoed_in is None:
+                    echoed_in = _echoed_in(page, kashier_keys[0])
                 if echoed_in is not None:
                     echoes[label] += 1
                     echo_places[label] |= echoed_in
@@ -135,10 +142,10 @@ def fuzzed_form_bodies(run: Run) -> Outcome:
     return outcome
 
 
-def _echoed_in(page: str, secret: str) -> set[tuple[str, bool]] | None:
-    """Return None if `page` does not contain `secret`, else the fields whose error message
-    repeats it, each with whether that message is Django's default invalid-choice one."""
-    body = secret[8:]
+def _echoed_in(page: str, body: str) -> set[tuple[str, bool]] | None:
+    """Return None if `page` does not contain the key `body`, else the fields whose error
+    message repeats it, each with whether that message is Django's default invalid-choice
+    one."""
     if body not in page:
         return None
     errors = re.findall(r'id="id_([\w-]+)_error"(.*?)</ul>', page, re.S)

@@ -1,6 +1,6 @@
-// Follows a key's verification on its page: while Stripe has not answered, asks the key's
+// Follows a key's verification on its page: while the provider has not answered, asks the key's
 // status address now and then; once the answer is in, swaps in the page's new status block
-// and says what Stripe answered. Without JavaScript the page's Refresh link does the same.
+// and says what the provider answered. Without JavaScript the page's Refresh link does the same.
 (function () {
   "use strict";
   var block = document.getElementById("key-status");
@@ -27,7 +27,7 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("key-status");
         if (!fresh) throw new Error("no status block");
         block.replaceWith(document.importNode(fresh, true));
-        if (news) news.textContent = "Stripe answered: " + status.verification_label + ". " + status.status_label + ".";
+        if (news) news.textContent = status.provider + " answered: " + status.verification_label + ". " + status.status_label + ".";
       })
       .catch(function () { window.location.reload(); });
   }
