@@ -9,6 +9,8 @@ from core.validators import refuse_control_characters
 from merchants.models import Integration
 
 KEY_INPUT_ATTRS = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+# A secret this long or longer, found in the note of the same submission, is refused there.
+MIN_SECRET_IN_NOTE = 8
 
 
 def reject_key_in_text(value: str) -> None:
@@ -129,6 +131,24 @@ class KeysForm(forms.Form):
             "max_length": "Keep the note under %(limit_value)d characters (it has %(show_value)d)."
         },
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        # A secret of this very submission pasted into the note as well, even one that looks
+        # like nothing in particular (Kashier's Payment API key is a plain UUID).
+        note = self.data.get("note", "")
+        for name in self.secret_fields:
+            value = str(self.data.get(name, "")).strip()
+            if len(value) >= MIN_SECRET_IN_NOTE and value in note and "note" not in self.errors:
+                self.add_error(
+                    "note",
+                    forms.ValidationError(
+                        "Remove the key from the note: notes are emailed to the helpdesk, so "
+                        "keys go only in the key fields above.",
+                        code="key_in_note",
+                    ),
+                )
+        return cleaned
 
     @property
     def browser_rules(self) -> dict:

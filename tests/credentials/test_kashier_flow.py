@@ -362,6 +362,21 @@ def test_refused_kashier_submission_says_why_beside_the_field_and_saves_nothing(
         assert_no_secret(page_text(response), posted[field])
 
 
+@pytest.mark.parametrize("field", ["payment_api_key", "secret_key"])
+def test_a_kashier_secret_pasted_into_the_note_too_is_refused_there_and_not_shown_again(
+    owner_client, merchant, keys, post_kashier, sent_tasks, field
+):
+    note = f"Here it is again in case: {keys[field]} thanks"
+
+    response = post_kashier(owner_client, merchant, keys, note=note)
+
+    assert response.status_code == 200
+    assert "Remove the key from the note" in field_error(response, "note")
+    assert Credential.objects.count() == 0
+    assert sent_tasks == []
+    assert_no_kashier_secret(page_html(response), keys)
+
+
 def test_valid_kashier_keys_are_stored_encrypted_under_the_merchant_id_and_queued(
     owner, owner_client, merchant, keys, post_kashier, sent_tasks
 ):
