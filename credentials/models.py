@@ -304,6 +304,11 @@ class Credential(models.Model):
         )
 
     @property
+    def key_shapes(self) -> str:
+        """What keys of this key's provider and mode look like ("" if nothing tells)."""
+        return self.provider_spec.key_shapes(self.mode)
+
+    @property
     def missing_permission_labels(self) -> list[str]:
         return self.provider_spec.permission_labels(self.missing_permissions)
 

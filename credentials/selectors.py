@@ -11,6 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from credentials.models import Credential, LifecycleState, Mode, Provider, VerificationState
+from credentials.providers import DEFAULT_PROVIDER
 
 # The provider's answers that leave a key out of use: refused, or not checked yet after retries.
 FAILED_STATES = (VerificationState.REJECTED, VerificationState.UNREACHABLE)
@@ -106,7 +107,7 @@ def credentials_by_provider(*, user, merchant) -> list[ProviderKeys]:
             modes=_credentials_by_mode(user=user, merchant=merchant, provider=code),
         )
         for code, label in Provider.choices
-        if code in used or (not used and code == Provider.STRIPE)
+        if code in used or (not used and code == DEFAULT_PROVIDER)
     ]
 
 

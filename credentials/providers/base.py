@@ -158,6 +158,11 @@ class KeyProvider:
         """Return what the merchant should do better with keys of `kind`, or ""."""
         return ""
 
+    def key_shapes(self, mode: str) -> str:
+        """Return what keys of `mode` look like, for a roll's instructions ("" if nothing
+        tells the mode)."""
+        return ""
+
     def permission_labels(self, names) -> list[str]:
         """Return each missing permission's name with its human label."""
         return list(names)

@@ -285,5 +285,8 @@ class StripeProvider(KeyProvider):
     def advice(self, *, kind: str) -> str:
         return SECRET_KEY_ADVICE if kind == Kind.SECRET and secret_key_policy() != "allow" else ""
 
+    def key_shapes(self, mode: str) -> str:
+        return f"pk_{mode}_… and rk_{mode}_… or sk_{mode}_…"
+
     def permission_labels(self, names) -> list[str]:
         return [permission_label(name) for name in names]

@@ -1223,3 +1223,27 @@ def test_merchant_with_only_stripe_keys_is_offered_to_submit_kashier_keys(
     assert 'class="keys keys-kashier"' not in page_html(response)
     assert "No Kashier keys. Submit Kashier keys" in page_text(response)
     assert f'href="{submit_url(merchant)}?provider=kashier"' in page_html(response)
+
+
+def test_helpdesk_queue_lists_kashier_and_stripe_keys_together_without_their_secrets(
+    helpdesk_user, client_for, verified_kashier, keys, verified_stripe
+):
+    kashier = verified_kashier(keys)
+    stripe_key = verified_stripe(fake_key("sk_test_"))
+    client = client_for(helpdesk_user)
+
+    response = client.get(reverse("admin:credentials_credential_changelist"))
+
+    assert response.status_code == 200
+    text = page_text(response)
+    for credential, provider_mode in ((kashier, "Kashier · Test"), (stripe_key, "Stripe · Test")):
+        row = re.search(
+            rf'<tr>(?:(?!</tr>).)*value="{credential.pk}"(?:(?!</tr>).)*</tr>',
+            page_html(response),
+            re.S,
+        )
+        assert row, f"{provider_mode} key not in the default queue"
+        assert provider_mode in row.group(0)
+        assert credential.secret_hint in row.group(0)
+    assert_no_kashier_secret(page_html(response), keys)
+    assert "Verified" in text
