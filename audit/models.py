@@ -54,6 +54,13 @@ class AuditEvent(models.Model):
         USER_CREATED = "user_created", "User created"
         USER_CHANGED = "user_changed", "User changed"
         USER_DELETED = "user_deleted", "User deleted"
+        SERVICE_ACCOUNT_CREATED = "service_account_created", "Service account created"
+        SERVICE_ACCOUNT_CHANGED = "service_account_changed", "Service account changed"
+        SERVICE_TOKEN_ROLLED = "service_token_rolled", "Service account token rolled"
+        SERVICE_ACCOUNT_REVOKED = "service_account_revoked", "Service account revoked"
+        WEBHOOK_ENDPOINT_CHANGED = "webhook_endpoint_changed", "Webhook endpoint changed"
+        WEBHOOK_RESENT = "webhook_resent", "Webhook delivery sent again"
+        SECRET_FETCHED = "secret_fetched", "Secret fetched through the API"
 
     # PROTECT: an account that acted cannot be deleted (deactivate it), so every event keeps
     # who did it; its address is kept in actor_email as well.

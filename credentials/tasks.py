@@ -7,7 +7,7 @@ them), and the services raise nothing that carries a key.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from credentials.services import checking, helpdesk, lifecycle, verification
+from credentials.services import checking, helpdesk, rechecks, verification
 
 # A database that went away (a restart, a failover) is usually back within seconds.
 DATABASE_RETRY_SECONDS = 5
@@ -42,12 +42,12 @@ def verifications_requeue_stale() -> None:
 
 @shared_task(ignore_result=True)
 def reverifications_queue_due() -> None:
-    lifecycle.reverifications_queue_due()
+    rechecks.reverifications_queue_due()
 
 
 @shared_task(ignore_result=True, acks_late=True)
 def reverify_credential(credential_id: int) -> None:
-    lifecycle.credential_reverify(credential_id=credential_id)
+    rechecks.credential_reverify(credential_id=credential_id)
 
 
 @shared_task(ignore_result=True)

@@ -62,7 +62,12 @@ INSTALLED_APPS = [
     "mail",
     "merchants",
     "teams",
+    "integrations",
     "credentials",
+    "api",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [

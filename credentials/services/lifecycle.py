@@ -3,14 +3,12 @@ daily re-check of verified keys with their provider."""
 
 import random
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
 from audit.refusals import authorize, refusals_audited
@@ -18,10 +16,8 @@ from audit.services import audit_record
 from core.queue import enqueue
 from core.redaction import contains_secret
 from core.validators import refuse_control_characters
-from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, LifecycleState, VerificationState
-from credentials.services.checking import REASONS, ask_provider, locked_for_recording
-from credentials.services.flags import helpdesk_flags
+from credentials.services.events import credential_event, credentials_superseded_event
 from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import (
     KeyEvent,
@@ -30,20 +26,8 @@ from credentials.services.notifications import (
     merchant_recipients,
 )
 from credentials.services.submission import VERIFY_TASK
+from integrations.scopes import EventType
 from teams.permissions import HELPDESK_WORK_QUEUE, REVOKE_KEYS
-
-REVERIFY_TASK = "credentials.tasks.reverify_credential"
-
-
-class ReverifyOutcome(StrEnum):
-    """What one re-check of a verified key did."""
-
-    NOT_DUE = "not_due"  # revoked, replaced or checked by another worker meanwhile
-    UNAVAILABLE = "unavailable"  # Stripe did not answer; checked again in an hour
-    STILL_VALID = "still_valid"
-    REJECTED = "rejected"  # Stripe refuses it now; both sides told
-    VERIFYING_AGAIN = "verifying_again"  # unreachable or unreadable: a new verification round
-
 
 # Rows one sweep handles: bounded, the next sweep takes the rest.
 SWEEP_LIMIT = 500
@@ -77,7 +61,7 @@ def next_unreachable_recheck(after: datetime, *, round_: int) -> datetime:
     return after + UNREACHABLE_RECHECKS[min(round_, len(UNREACHABLE_RECHECKS) - 1)]
 
 
-def _verify_again(credential_id: int, *, states, next_reverify_at=None) -> bool:
+def verification_restart(credential_id: int, *, states, next_reverify_at=None) -> bool:
     """Start a new verification round for an active key now in one of `states`: pending,
     attempts from zero, queued after commit. Return False if it was not (anymore) in them.
 
@@ -109,7 +93,7 @@ def credential_verify_again(*, credential: Credential, actor, request=None) -> C
     Raise ValidationError if the key is not active, or verified or being verified already.
     """
     authorize(actor, HELPDESK_WORK_QUEUE, about=credential.merchant)
-    if not _verify_again(credential.pk, states=VERIFY_AGAIN_STATES):
+    if not verification_restart(credential.pk, states=VERIFY_AGAIN_STATES):
         raise ValidationError(
             "Only an active key that its provider rejected or could not be reached for can be "
             "verified again; this one is verified, being verified, or no longer in use."
@@ -190,6 +174,8 @@ def supersede_older_keys(credential: Credential) -> list[Credential]:
             target=key_target(old),
             details={"replaced_by": credential.secret_hint},
         )
+    if older:
+        credentials_superseded_event(old.pk for old in older)
     return older
 
 
@@ -252,145 +238,5 @@ def credential_revoke(*, credential: Credential, actor, reason: str, request=Non
         merchant_to=merchant_recipients(credential, also=() if by == "staff" else (actor.email,)),
         what_to_do=REVOKE_WHAT_TO_DO.format(roll_where=credential.provider_spec.roll_where),
     )
+    credential_event(credential, EventType.REVOKED)
     return credential
-
-
-def reverifications_queue_due(*, now=None) -> int:
-    """Queue the re-check of every active key that is due (verified keys daily, keys Stripe
-    could not be reached for on their back-off), spread over the sweep interval so Stripe is
-    not asked about all of them at once. Return how many."""
-    now = now or timezone.now()
-    due = list(
-        Credential.objects.active()
-        .filter(
-            verification_state__in=[VerificationState.VERIFIED, VerificationState.UNREACHABLE],
-            next_reverify_at__lte=now,
-        )
-        .order_by("next_reverify_at", "pk")
-        .values_list("pk", flat=True)[:SWEEP_LIMIT]
-    )
-    if not due:
-        return 0
-    spacing = settings.REVERIFY_SWEEP_EVERY / len(due)
-    queued = 0
-    for index, pk in enumerate(due):
-        if not enqueue(REVERIFY_TASK, pk, countdown=index * spacing):
-            break  # the broker is down: the next sweep queues the rest again
-        queued += 1
-    return queued
-
-
-@sensitive_variables("stored")
-def credential_reverify(*, credential_id: int, now=None) -> "ReverifyOutcome":
-    """Check again with Stripe a key that was verified; return what happened.
-
-    The key is claimed by moving its next check forward (a conditional update), so two
-    sweeps or a redelivered task check it once. A key Stripe now refuses (rolled or deleted
-    on Stripe's side, expired) is marked rejected and both sides are told, once: rejected
-    keys are not re-checked. A transient failure changes nothing but the next check's time.
-    A key Stripe could not be reached for is verified again (a new round, with its retries);
-    so is a key this worker cannot decrypt, which verification then reports to the helpdesk.
-    """
-    now = now or timezone.now()
-    due_key = (
-        Credential.objects.active()
-        .filter(
-            pk=credential_id,
-            verification_state__in=[VerificationState.VERIFIED, VerificationState.UNREACHABLE],
-            next_reverify_at__lte=now,
-        )
-        .values_list("next_reverify_at", "verification_state")
-        .first()
-    )
-    if due_key is None:
-        return ReverifyOutcome.NOT_DUE
-    due, state = due_key
-    if state == VerificationState.UNREACHABLE:
-        with transaction.atomic():
-            restarted = _verify_again(
-                credential_id, states=[VerificationState.UNREACHABLE], next_reverify_at=due
-            )
-        return ReverifyOutcome.VERIFYING_AGAIN if restarted else ReverifyOutcome.NOT_DUE
-    claimed = Credential.objects.filter(pk=credential_id, next_reverify_at=due).update(
-        next_reverify_at=next_reverification(now)
-    )
-    if not claimed:
-        return ReverifyOutcome.NOT_DUE
-    try:
-        stored = Credential.objects.filter(pk=credential_id).first()
-    except SecretDecryptionError:
-        with transaction.atomic():
-            _verify_again(credential_id, states=[VerificationState.VERIFIED])
-        return ReverifyOutcome.VERIFYING_AGAIN
-    if stored is None or not stored.secret:
-        return ReverifyOutcome.NOT_DUE
-    answer = ask_provider(stored)
-    del stored
-    # The answer's code: the refusal's, or what an accepted key's check found.
-    facts, refused_code = answer.facts, answer.code
-    if answer.transient:
-        # Not the key's fault: check again in an hour rather than a day. Only if it is still
-        # active and verified: a key revoked or replaced meanwhile is never checked again.
-        Credential.objects.active().filter(
-            pk=credential_id, verification_state=VerificationState.VERIFIED
-        ).update(next_reverify_at=now + timedelta(hours=1))
-        return ReverifyOutcome.UNAVAILABLE
-    with transaction.atomic():
-        credential = locked_for_recording(credential_id)
-        if not credential.is_active or credential.verification_state != VerificationState.VERIFIED:
-            return ReverifyOutcome.NOT_DUE
-        credential.checked_at = timezone.now()
-        if facts is not None and credential.provider_spec.accepts(refused_code):
-            credential.charges_enabled = facts.charges_enabled
-            credential.payouts_enabled = facts.payouts_enabled
-            credential.details_submitted = facts.details_submitted
-            # A restricted key's permissions may have been switched on (or off) since: the
-            # page, the queue and the flags say what this check found.
-            credential.missing_permissions = list(facts.missing_permissions)
-            credential.helpdesk_flags = helpdesk_flags(credential)
-            credential.verification_code = refused_code
-            credential.verification_reason = credential.outcome_reason(refused_code, facts)
-            credential.save(
-                update_fields=[
-                    "checked_at",
-                    "charges_enabled",
-                    "payouts_enabled",
-                    "details_submitted",
-                    "missing_permissions",
-                    "helpdesk_flags",
-                    "verification_code",
-                    "verification_reason",
-                ]
-            )
-            return ReverifyOutcome.STILL_VALID
-        credential.verification_state = VerificationState.REJECTED
-        credential.verification_code = refused_code
-        provider = credential.provider_spec
-        credential.verification_reason = REASONS["no_longer_valid"].format(
-            provider=provider.label,
-            reason=credential.outcome_reason(refused_code),
-        )
-        credential.next_reverify_at = None
-        credential.save(
-            update_fields=[
-                "checked_at",
-                "verification_state",
-                "verification_code",
-                "verification_reason",
-                "next_reverify_at",
-            ]
-        )
-        audit_record(
-            action=AuditEvent.Action.KEY_REVERIFICATION,
-            merchant=credential.merchant,
-            target=key_target(credential),
-            details={"outcome": "rejected", "code": refused_code},
-        )
-        key_event_notify(
-            credential=credential,
-            event=KeyEvent.NO_LONGER_VALID,
-            merchant_to=merchant_recipients(credential),
-            occurrence=str(credential.verification_attempts),
-            send_in_process=True,
-        )
-    return ReverifyOutcome.REJECTED

@@ -17,8 +17,10 @@ from credentials.selectors import (
     credential_fingerprint_active,
     credential_list_active_by_fingerprint,
 )
+from credentials.services.events import credential_event, credentials_superseded_event
 from credentials.services.helpdesk import reminders_cancel
 from credentials.services.notifications import key_target
+from integrations.scopes import EventType
 from merchants.models import Merchant
 from teams.permissions import SUBMIT_KEYS
 
@@ -125,6 +127,9 @@ def credential_submit(
                 },
                 request=request,
             )
+            credential_event(credential, EventType.SUBMITTED)
+            if same:
+                credentials_superseded_event(earlier.pk for earlier in same)
             transaction.on_commit(lambda: enqueue(VERIFY_TASK, credential.pk))
     except IntegrityError:
         if credential_fingerprint_active(

@@ -30,6 +30,7 @@ from credentials.services.checking import (
     ask_provider,
     locked_for_recording,
 )
+from credentials.services.events import credential_event
 from credentials.services.flags import flag_duplicates_elsewhere, helpdesk_flags
 from credentials.services.lifecycle import (
     active_verified_others,
@@ -39,6 +40,13 @@ from credentials.services.lifecycle import (
 )
 from credentials.services.notifications import KeyEvent, key_event_notify, key_target
 from credentials.services.submission import VERIFY_TASK
+from integrations.scopes import EventType
+
+# The webhook event of each decided outcome (an unreachable provider is the helpdesk's).
+OUTCOME_EVENTS = {
+    VerificationState.VERIFIED: EventType.VERIFIED,
+    VerificationState.REJECTED: EventType.REJECTED,
+}
 
 # Rows one sweep handles: bounded, the next sweep takes the rest.
 SWEEP_LIMIT = 500
@@ -201,6 +209,8 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
         )
         if _worth_telling(credential, previous_code=previous_code):
             _notify_outcome(credential, replaced=replaced)
+            if credential.verification_state in OUTCOME_EVENTS:
+                credential_event(credential, OUTCOME_EVENTS[credential.verification_state])
     return VerifyResult(state=VerifyOutcome(credential.verification_state))
 
 

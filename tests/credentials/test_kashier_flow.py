@@ -38,11 +38,13 @@ from credentials.providers.kashier import PAYMENT_API_KEY_CHECKED
 from credentials.providers.kashier import REASONS as KASHIER_REASONS
 from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import (
-    ReverifyOutcome,
-    credential_reverify,
     credential_verify_again,
 )
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
+from credentials.services.rechecks import (
+    ReverifyOutcome,
+    credential_reverify,
+)
 from credentials.services.reveal import credential_reveal
 from credentials.services.submission import VERIFY_TASK
 from credentials.services.verification import credential_verify

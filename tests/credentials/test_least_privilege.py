@@ -26,8 +26,11 @@ from credentials.providers.stripe import (
 )
 from credentials.providers.stripe_keys import parse_publishable_key, parse_secret_key
 from credentials.providers.stripe_permissions import NEEDS, PERMISSIONS, permissions_for
-from credentials.services.lifecycle import ReverifyOutcome, credential_reverify
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
+from credentials.services.rechecks import (
+    ReverifyOutcome,
+    credential_reverify,
+)
 from credentials.services.submission import SubmissionRefused, credential_submit
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail

@@ -16,12 +16,14 @@ from credentials.providers.stripe import REASONS as STRIPE_REASONS
 from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import (
     UNREACHABLE_RECHECKS,
-    ReverifyOutcome,
-    credential_reverify,
     credential_verify_again,
-    reverifications_queue_due,
 )
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
+from credentials.services.rechecks import (
+    ReverifyOutcome,
+    credential_reverify,
+    reverifications_queue_due,
+)
 from credentials.services.submission import VERIFY_TASK
 from credentials.services.verification import credential_verify
 from mail.models import OutgoingEmail

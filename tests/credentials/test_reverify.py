@@ -24,7 +24,7 @@ from credentials.models import Credential, LifecycleState, Mode, VerificationSta
 from credentials.providers import stripe as stripe_provider
 from credentials.providers.stripe import REASONS as STRIPE_REASONS
 from credentials.services.checking import REASONS as SHARED_REASONS
-from credentials.services.lifecycle import (
+from credentials.services.rechecks import (
     REVERIFY_TASK,
     credential_reverify,
     reverifications_queue_due,

@@ -23,10 +23,12 @@ from credentials.providers import stripe as stripe_provider
 from credentials.services.helpdesk import followups_send_due
 from credentials.services.lifecycle import (
     REVOKE_WHAT_TO_DO,
+)
+from credentials.services.notifications import HELPDESK_REMINDER
+from credentials.services.rechecks import (
     credential_reverify,
     reverifications_queue_due,
 )
-from credentials.services.notifications import HELPDESK_REMINDER
 from credentials.services.verification import VerifyResult, credential_verify
 from mail.models import OutgoingEmail
 from mail.services import emails_send_due

@@ -1,0 +1,68 @@
+"""Events the integrator's systems are told about: written to the webhook outbox in the
+transaction that caused them, one delivery per endpoint that wants them, sent after commit."""
+
+import secrets
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.queue import enqueue
+from integrations.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.scopes import EventType
+
+DELIVER_TASK = "integrations.tasks.deliver_webhook"
+
+
+def event_id_make() -> str:
+    return f"evt_{secrets.token_hex(12)}"
+
+
+def endpoints_for(*, event_type: str, merchant_id: int):
+    """Return the active endpoints of usable service accounts that see `merchant_id` and
+    want `event_type`."""
+    now = timezone.now()
+    endpoints = WebhookEndpoint.objects.filter(
+        active=True,
+        account__revoked_at__isnull=True,
+    ).filter(
+        Q(account__expires_at__isnull=True) | Q(account__expires_at__gt=now),
+        Q(account__all_merchants=True) | Q(account__merchants__id=merchant_id),
+    )
+    return [endpoint for endpoint in endpoints.distinct() if endpoint.wants(event_type)]
+
+
+def event_emit(
+    *, event_type: EventType | str, merchant, topic: str, data: dict
+) -> WebhookEvent | None:
+    """Write an event about `merchant` and a delivery for each endpoint that wants it; queue
+    their sending once the caller's transaction commits. `data` must hold no secret.
+
+    Returns None (and writes nothing) when no endpoint wants it.
+    """
+    endpoints = endpoints_for(event_type=str(event_type), merchant_id=merchant.pk)
+    if not endpoints:
+        return None
+    event = WebhookEvent.objects.create(
+        event_id=event_id_make(),
+        type=str(event_type),
+        merchant=merchant,
+        topic=topic,
+        data=data,
+    )
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(event=event, endpoint=endpoint) for endpoint in endpoints]
+    )
+    ids = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(lambda: [enqueue(DELIVER_TASK, pk) for pk in ids])
+    return event
+
+
+def event_body(event: WebhookEvent) -> dict:
+    """Return what an endpoint receives: `{"id", "type", "created", "data"}`."""
+    return {
+        "id": event.event_id,
+        "type": event.type,
+        "created": int(event.created_at.timestamp()),
+        "data": event.data,
+    }
