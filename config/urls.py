@@ -19,6 +19,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("keyhouse/favicon.ico"))),
     path("admin/", admin.site.urls),
+    # The integrator API (bearer tokens of service accounts), its schema and docs.
+    path("api/", include("api.urls")),
     path(
         "accounts/login/",
         # The code field (`otp_token`) is asked of accounts with an authenticator app.

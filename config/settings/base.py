@@ -331,6 +331,59 @@ CELERY_BEAT_SCHEDULE["refusal-windows-close"] = {
     "schedule": 60.0,
 }
 
+# Webhooks to the integrator's systems (integrations): each delivery is retried with doubling
+# back-off from WEBHOOK_RETRY_BASE_SECONDS on timeouts, 5xx and connection errors, for up to
+# WEBHOOK_GIVE_UP_AFTER; one attempt waits at most WEBHOOK_TIMEOUT_SECONDS for an answer.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_GIVE_UP_AFTER = env_duration_seconds("WEBHOOK_GIVE_UP_AFTER", default="3d")
+# A delivery a worker claimed this long ago without finishing (it died) is sent again.
+WEBHOOK_STALE_AFTER = env_duration_seconds("WEBHOOK_STALE_AFTER", default="120s")
+CELERY_BEAT_SCHEDULE["webhooks-send-due"] = {
+    "task": "integrations.tasks.webhooks_send_due",
+    "schedule": 60.0,
+}
+
+# The integrator API (api): bearer tokens of service accounts only, JSON errors with a code
+# and a message, cursor pagination, and a rate per service account.
+API_RATE = env("API_RATE", default="600/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ServiceTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsServiceAccount"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ServiceAccountRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"service_account": API_RATE},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Keyhouse integrator API",
+    "DESCRIPTION": (
+        "Verified provider keys for the integrator's own systems. Authenticate with "
+        "`Authorization: Bearer kh_…` (a service account's token); every secret fetched is "
+        "written to the merchant's audit trail."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# The API's rate counters: in Redis when there is one (shared by every web process), else in
+# the process (the embedded default runs one web process).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

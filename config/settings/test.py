@@ -44,6 +44,10 @@ VERIFY_RETRY_BASE_SECONDS = 0.05
 EMAIL_RETRY_BASE_SECONDS = 0.05
 STRIPE_TIMEOUT_SECONDS = 2.0
 STRIPE_MAX_NETWORK_RETRIES = 1
+# Rate counters per test process; a test that wants Redis's sets CACHES itself.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+WEBHOOK_TIMEOUT_SECONDS = 2.0
+WEBHOOK_RETRY_BASE_SECONDS = 0.05
 # Closed ports until a test starts the fake Kashier (one server per mode, like the real hosts).
 KASHIER_API_BASE_TEST = "http://127.0.0.1:9"
 KASHIER_API_BASE_LIVE = "http://127.0.0.1:9"

@@ -1,0 +1,7 @@
+"""JSON errors (placeholder until the API lands)."""
+
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,1 @@
+"""Service accounts in the admin (superusers only)."""

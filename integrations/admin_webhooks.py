@@ -1,0 +1,1 @@
+"""The webhook delivery log in the admin."""
