@@ -54,8 +54,12 @@ def audit_record(
     details: dict | None = None,
     request=None,
     actor_email: str = "",
+    ip: str | None = None,
 ) -> AuditEvent:
-    """Append an audit event. Refuse (ValueError) details or a target shaped like a secret."""
+    """Append an audit event. Refuse (ValueError) details or a target shaped like a secret.
+
+    The address is the request's client (`client_ip`), or `ip` when the caller worked it out
+    already (an API call)."""
     details = details or {}
     if contains_secret(f"{target} {details}"):
         raise ValueError("An audit event must never contain a secret; pass its hint instead.")
@@ -67,5 +71,5 @@ def audit_record(
         merchant_id=merchant.pk if merchant is not None else merchant_id,
         target=target[:255],
         details=details,
-        ip=client_ip(request),
+        ip=ip if ip is not None else client_ip(request),
     )

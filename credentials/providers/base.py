@@ -104,6 +104,9 @@ class KeyProvider:
     form_class = None
     help_template: str = ""
     public_key_label: str = ""
+    # What the integrator API calls the public value and the second secret in a key's answer
+    # (the main secret is always `secret_key`): the provider dashboard's own names.
+    api_names: dict[str, str] = {}
     # Where a compromised key is rolled (replaced by a new one), in the dashboard's words.
     roll_where: str = ""
     # The form field beside which a mode error is shown (the one the mode is read from).

@@ -152,6 +152,7 @@ class KashierProvider(KeyProvider):
     form_class = KashierKeysForm
     help_template = "credentials/help/kashier.html"
     public_key_label = "Merchant ID"
+    api_names = {"public_key": "merchant_id", "extra_secret": "payment_api_key"}
     roll_where = "the Kashier merchant dashboard (Integrate now → API keys, generate a new key)"
     extra_secret_label = "Payment API key"  # noqa: S105  a label, not a secret
     extra_secret_checked = PAYMENT_API_KEY_CHECKED

@@ -207,6 +207,7 @@ class StripeProvider(KeyProvider):
     form_class = StripeKeysForm
     help_template = "credentials/help/stripe.html"
     public_key_label = "Publishable key"
+    api_names = {"public_key": "publishable_key"}
     roll_where = "the Stripe dashboard (Developers → API keys → ⋯ → Roll key)"
     reasons = REASONS
     outages = OUTAGES
