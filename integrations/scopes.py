@@ -2,6 +2,9 @@
 
 from django.db import models
 
+# Who manages service accounts, their tokens and webhooks: superusers (no group holds it).
+MANAGE_SERVICE_ACCOUNTS = "integrations.manage_service_accounts"
+
 
 class Scope(models.TextChoices):
     MERCHANTS_READ = "merchants:read", "List the merchants it serves"

@@ -191,6 +191,11 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
             return VerifyResult(state=VerifyOutcome.PENDING, retry_in=delay)
         previous_code = credential.verification_code
         _record_outcome(credential, facts=facts, code=code, transient=transient)
+        telling = _worth_telling(credential, previous_code=previous_code)
+        # The outcome's event before the superseded keys' (a roll reads: verified, then the
+        # old key superseded).
+        if telling and credential.verification_state in OUTCOME_EVENTS:
+            credential_event(credential, OUTCOME_EVENTS[credential.verification_state])
         replaced = (
             supersede_older_keys(credential)
             if credential.verification_state == VerificationState.VERIFIED
@@ -207,10 +212,8 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
                 "attempts": credential.verification_attempts,
             },
         )
-        if _worth_telling(credential, previous_code=previous_code):
+        if telling:
             _notify_outcome(credential, replaced=replaced)
-            if credential.verification_state in OUTCOME_EVENTS:
-                credential_event(credential, OUTCOME_EVENTS[credential.verification_state])
     return VerifyResult(state=VerifyOutcome(credential.verification_state))
 
 

@@ -14,10 +14,10 @@ from audit.models import AuditEvent
 from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from integrations.models import ServiceAccount, WebhookEndpoint
-from integrations.scopes import EventType, Scope
+from integrations.scopes import MANAGE_SERVICE_ACCOUNTS, EventType, Scope
+from integrations.services.delivery import deliveries_cancel
 from integrations.services.tokens import token_make
 
-MANAGE_SERVICE_ACCOUNTS = "integrations.manage_service_accounts"
 # How long the old token keeps working after a roll, unless told otherwise.
 DEFAULT_ROLL_GRACE = timedelta(hours=24)
 
@@ -46,6 +46,11 @@ def _validate(*, scopes, allowed_ips, event_types=()) -> None:
             raise ValidationError(
                 f"{network!r} is not an IP address or network (such as 203.0.113.0/24)."
             ) from None
+
+
+def _refuse_revoked(account: ServiceAccount) -> None:
+    if account.revoked_at is not None:
+        raise ValidationError("This service account is revoked: create a new one instead.")
 
 
 def signing_secret_make() -> str:
@@ -131,6 +136,7 @@ def webhook_endpoint_add(
 ) -> tuple[WebhookEndpoint, str]:
     """Add a webhook endpoint to `account`; return it and its signing secret (shown once)."""
     authorize(actor, MANAGE_SERVICE_ACCOUNTS)
+    _refuse_revoked(account)
     _validate(scopes=account.scopes, allowed_ips=(), event_types=event_types)
     endpoint, signing_secret = _endpoint_add(account, url=url, event_types=event_types)
     audit_record(
@@ -162,6 +168,7 @@ def service_account_update(
     authorize(actor, MANAGE_SERVICE_ACCOUNTS)
     _validate(scopes=scopes, allowed_ips=allowed_ips)
     account = ServiceAccount.objects.select_for_update().get(pk=account.pk)
+    _refuse_revoked(account)
     before = {
         "scopes": account.scopes,
         "all_merchants": account.all_merchants,
@@ -207,8 +214,7 @@ def service_token_roll(
     """Give `account` a new token and return it (shown once); its current tokens keep
     working for `grace` (0: stop at once). Audited."""
     authorize(actor, MANAGE_SERVICE_ACCOUNTS)
-    if account.revoked_at is not None:
-        raise ValidationError("This service account is revoked: create a new one instead.")
+    _refuse_revoked(account)
     if grace < timedelta(0) or grace > timedelta(days=30):
         raise ValidationError("The grace period is between 0 and 30 days.")
     now = timezone.now()
@@ -246,6 +252,7 @@ def service_account_revoke(*, account: ServiceAccount, actor=None, request=None)
         raise ValidationError("This service account is revoked already.")
     account.tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
     account.endpoints.update(active=False)
+    deliveries_cancel(endpoints=account.endpoints.all(), why="the service account was revoked")
     audit_record(
         action=AuditEvent.Action.SERVICE_ACCOUNT_REVOKED,
         actor=actor,
