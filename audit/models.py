@@ -93,7 +93,14 @@ class AuditEvent(models.Model):
         # The table predates this app (it was created as teams' own).
         db_table = "teams_auditevent"
         ordering = ["-occurred_at", "-pk"]
-        indexes = [models.Index(fields=["merchant", "-occurred_at"], name="audit_merchant_time")]
+        indexes = [
+            models.Index(fields=["merchant", "-occurred_at"], name="audit_merchant_time"),
+            # One kind of event of one merchant, newest first: the secret fetches a key's
+            # page lists (integrations write one per API fetch).
+            models.Index(
+                fields=["merchant", "action", "-occurred_at"], name="audit_merchant_action_time"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_email or 'system'}: {self.action}"

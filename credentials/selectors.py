@@ -5,11 +5,13 @@ page that decrypted every key would grow slower with each one stored.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery, Window
 from django.http import Http404
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from credentials.models import Credential, LifecycleState, Mode, Provider, VerificationState
 from credentials.providers import DEFAULT_PROVIDER
 
@@ -38,6 +40,47 @@ def credential_get_for_member(*, user, merchant, pk: int) -> Credential:
         )
     except (Credential.DoesNotExist, ValueError):
         raise Http404("No such key.") from None
+
+
+@dataclass(frozen=True)
+class KeyFetch:
+    """One fetch of a key's secret through the API: which service account, and when."""
+
+    service_account: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyFetches:
+    """The newest fetches of a key's secret, newest first, and how many older ones there are."""
+
+    recent: list[KeyFetch]
+    earlier: int
+
+
+def credential_fetches(credential: Credential, *, limit: int = 20) -> KeyFetches:
+    """Return which service accounts fetched `credential`'s secret through the API and when:
+    at most `limit` fetches, newest first, with the count of the earlier ones.
+
+    Read from the audit trail (the API writes a SECRET_FETCHED event naming the key), in one
+    query: the window count is taken over every fetch before the limit applies. The caller has
+    scoped `credential` to a member already (`credential_get_for_member`).
+    """
+    rows = list(
+        AuditEvent.objects.filter(
+            merchant_id=credential.merchant_id,
+            action=AuditEvent.Action.SECRET_FETCHED,
+            details__credential=credential.pk,
+        )
+        .annotate(total=Window(Count("pk")))
+        .order_by("-occurred_at", "-pk")
+        .values_list("details__service_account", "occurred_at", "total")[:limit]
+    )
+    recent = [
+        KeyFetch(service_account=name or "a service account", occurred_at=at)
+        for name, at, _ in rows
+    ]
+    return KeyFetches(recent=recent, earlier=rows[0][2] - len(rows) if rows else 0)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from django.views.generic import FormView, TemplateView
 from credentials.providers import DEFAULT_PROVIDER, PROVIDERS
 from credentials.selectors import (
     WAITING_STATES,
+    credential_fetches,
     credential_get_for_member,
     credential_status,
     credentials_by_provider,
@@ -155,8 +156,9 @@ class CredentialSubmitView(MerchantPermissionRequiredMixin, FormView):
 
 
 class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
-    """One key: what its provider said and the helpdesk's progress. While it has not answered,
-    the page follows the key's status (`CredentialStatusView`) and shows the outcome."""
+    """One key: what its provider said, the helpdesk's progress and which of the integrator's
+    systems fetched its secret. While the provider has not answered, the page follows the
+    key's status (`CredentialStatusView`) and shows the outcome."""
 
     permission_required = VIEW_KEYS
     template_name = "credentials/detail.html"
@@ -169,6 +171,7 @@ class CredentialDetailView(MerchantPermissionRequiredMixin, TemplateView):
         return super().get_context_data(
             credential=credential,
             status=credential_status(credential),
+            fetches=credential_fetches(credential),
             waiting=waiting,
             # The receipt is for the page right after submitting, while no answer has come.
             just_submitted="submitted" in self.request.GET and waiting,

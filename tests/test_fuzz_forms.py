@@ -172,6 +172,7 @@ def test_no_portal_form_answers_hostile_input_with_a_server_error(
 ADMIN_FORMS = (
     "admin:merchants_merchant_add",
     "admin:teams_user_add",
+    "admin:integrations_serviceaccount_add",
 )
 
 
