@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from tests.fake_stripe import demo_port
+from tests.local_server import LocalServer
 
 ACCOUNT_PATH = "/v2/account"
 MERCHANT_ID = "MID-3552-454"
@@ -118,7 +119,7 @@ class Behaviour:
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
 
-class FakeKashier:
+class FakeKashier(LocalServer):
     """One Kashier host (test or live) and its per-key behaviour. Thread-safe; use as a
     context manager.
 
@@ -141,31 +142,7 @@ class FakeKashier:
         self._behaviours: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
         self.requests: list[Request] = []
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits for it, once per test that starts a server.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeKashier":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._serve_on(host, port)
 
     # Behaviour, per key ----------------------------------------------------------------
     def on(self, secret_key: str, replies: Reply | Iterable[Reply], *, path=ACCOUNT_PATH) -> None:

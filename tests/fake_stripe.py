@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from tests.local_server import LocalServer
 
 _FIXTURE_DIRS = (
     Path(__file__).resolve().parent / "fixtures" / "stripe",
@@ -192,7 +194,7 @@ class Request:
     query: str = ""
 
 
-class FakeStripe:
+class FakeStripe(LocalServer):
     """The server and its per-key behaviour. Thread-safe; use as a context manager."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0):
@@ -200,31 +202,7 @@ class FakeStripe:
         self._behaviours: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
         self.requests: list[Request] = []
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits for it, once per test that starts a server.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeStripe":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._serve_on(host, port)
 
     # Behaviour, per key ----------------------------------------------------------------
     def on(self, key: str, path: str, replies: Reply | Iterable[Reply]) -> None:

@@ -149,6 +149,19 @@ def webhook_endpoint_add(
     return endpoint, signing_secret
 
 
+def _what_it_may(account: ServiceAccount) -> dict:
+    """What an account may read, for whom, until when and from where, as the audit trail
+    records a change of it."""
+    return {
+        "scopes": account.scopes,
+        "all_merchants": account.all_merchants,
+        "merchants": sorted(account.merchants.values_list("slug", flat=True)),
+        "expires_at": account.expires_at.isoformat() if account.expires_at else None,
+        "allowed_ips": account.allowed_ips,
+        "description": account.description,
+    }
+
+
 @refusals_audited
 @transaction.atomic
 def service_account_update(
@@ -169,14 +182,7 @@ def service_account_update(
     _validate(scopes=scopes, allowed_ips=allowed_ips)
     account = ServiceAccount.objects.select_for_update().get(pk=account.pk)
     _refuse_revoked(account)
-    before = {
-        "scopes": account.scopes,
-        "all_merchants": account.all_merchants,
-        "merchants": sorted(account.merchants.values_list("slug", flat=True)),
-        "expires_at": account.expires_at.isoformat() if account.expires_at else None,
-        "allowed_ips": account.allowed_ips,
-        "description": account.description,
-    }
+    before = _what_it_may(account)
     account.scopes = sorted(set(scopes))
     account.all_merchants = all_merchants
     account.expires_at = expires_at
@@ -185,14 +191,7 @@ def service_account_update(
     account.full_clean()
     account.save()
     account.merchants.set(merchants)
-    after = {
-        "scopes": account.scopes,
-        "all_merchants": account.all_merchants,
-        "merchants": sorted(account.merchants.values_list("slug", flat=True)),
-        "expires_at": account.expires_at.isoformat() if account.expires_at else None,
-        "allowed_ips": account.allowed_ips,
-        "description": account.description,
-    }
+    after = _what_it_may(account)
     changed = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
     if changed:
         audit_record(

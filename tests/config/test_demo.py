@@ -31,9 +31,9 @@ def default_port_taken():
     holder.close()
 
 
-def run_fake_stripe(*args):
+def run_module(module: str, *args):
     return subprocess.run(
-        [sys.executable, "-m", "tests.fake_stripe", *args],
+        [sys.executable, "-m", module, *args],
         cwd=settings.BASE_DIR,
         capture_output=True,
         text=True,
@@ -42,11 +42,17 @@ def run_fake_stripe(*args):
     )
 
 
-def account_status(port: int, key: str) -> int | None:
-    """Return the status of GET /v1/account on `port`, or None while nothing answers."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/account", headers={"Authorization": f"Bearer {key}"}
-    )
+def run_fake_stripe(*args):
+    return run_module("tests.fake_stripe", *args)
+
+
+def run_fake_kashier(*args):
+    return run_module("tests.fake_kashier", *args)
+
+
+def status_of(url: str, **headers) -> int | None:
+    """Return the status of a GET of `url`, or None while nothing answers."""
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - a local server
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local
             json.load(response)
@@ -55,6 +61,16 @@ def account_status(port: int, key: str) -> int | None:
         return error.code
     except OSError:
         return None
+
+
+def account_status(port: int, key: str) -> int | None:
+    """Return the status of Stripe's GET /v1/account on `port`."""
+    return status_of(f"http://127.0.0.1:{port}/v1/account", Authorization=f"Bearer {key}")
+
+
+def kashier_account_status(port: int, key: str) -> int | None:
+    """Return the status of Kashier's GET /v2/account on `port` (the raw key, no Bearer)."""
+    return status_of(f"http://127.0.0.1:{port}/v2/account", Authorization=key)
 
 
 @contextmanager
@@ -126,32 +142,6 @@ def test_fake_stripe_names_the_port_it_cannot_have(default_port_taken):
 
 
 # The demo's fake Kashier: one host per mode, each on its own port, moved off a held one.
-
-
-def run_fake_kashier(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "tests.fake_kashier", *args],
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def kashier_account_status(port: int, key: str) -> int | None:
-    """Return the status of Kashier's GET /v2/account on `port`, or None while nothing answers."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v2/account", headers={"Authorization": key}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local
-            json.load(response)
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return None
 
 
 @pytest.fixture

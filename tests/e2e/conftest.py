@@ -257,3 +257,13 @@ def submit_keys(owner_client, merchant):
         )
 
     return submit
+
+
+@pytest.fixture
+def redis_monitor():
+    """Every command the Redis server runs during the test (see tests.e2e.leaks.RedisMonitor)."""
+    from tests.e2e.leaks import RedisMonitor
+
+    monitor = RedisMonitor(settings.CELERY_BROKER_URL).start()
+    yield monitor
+    monitor.stop()

@@ -8,9 +8,11 @@ import base64
 import binascii
 import codecs
 import json
+import logging
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 # Every stretch of this many characters of the key's body counts as a leak: hints show four.
@@ -243,3 +245,78 @@ def database_findings(connection, secret: str) -> list[str]:
                     if any(holds_secret(text, secret) for text in texts):
                         findings.append(f"table {table}, column {column}")
     return sorted(set(findings))
+
+
+# Loggers that are quiet by default (or configured quieter in settings) but talk at DEBUG.
+TALKATIVE_LOGGERS = (
+    "celery",
+    "celery.app.trace",
+    "celery.task",
+    "celery.worker",
+    "kombu",
+    "stripe",
+    "urllib3",
+    "django",
+    "django.db.backends",
+    "django.request",
+    "django.security",
+    "django.template",
+)
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class RecordingHandler(logging.Handler):
+    """Keep each record as the text a log handler could write: message, traceback, extras.
+
+    Placed first on every logger that has handlers, it sees each record before anything
+    writes it out, then blanks a record holding one of `secrets`: a leak then fails the test
+    without the secret being printed in pytest's report of captured logs.
+    """
+
+    def __init__(self, *secrets: str):
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.records: list[tuple[str, int, str]] = []
+        self._secrets = secrets
+
+    def emit(self, record):
+        if getattr(record, "_leak_checked", False):
+            return
+        try:
+            text = self.format(record)
+        except Exception as error:  # noqa: BLE001  an unformattable record is still read
+            text = f"{record.msg!r} {record.args!r} ({type(error).__name__})"
+        extras = {
+            name: value for name, value in vars(record).items() if name not in _RECORD_ATTRIBUTES
+        }
+        text = f"{text}\n{extras!r}"
+        self.records.append((record.name, record.levelno, text))
+        record._leak_checked = True
+        if any(holds_secret(text, secret) for secret in self._secrets):
+            record.msg, record.args = "[a record holding a secret, withheld]", None
+            record.exc_info = record.exc_text = record.stack_info = None
+
+
+@contextmanager
+def everything_logged_to(recorder: RecordingHandler):
+    """Send every log record, at DEBUG, to `recorder` first, wherever it would be handled;
+    put the loggers back afterwards."""
+    named = [logging.getLogger(name) for name in TALKATIVE_LOGGERS]
+    levels = [(logger, logger.level) for logger in [logging.getLogger(), *named]]
+    handling = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and (logger.handlers or not logger.propagate)
+    ]
+    for logger, _level in levels:
+        logger.setLevel(logging.DEBUG)
+    for logger in handling:
+        logger.handlers.insert(0, recorder)
+    try:
+        yield recorder
+    finally:
+        for logger in handling:
+            if recorder in logger.handlers:
+                logger.removeHandler(recorder)
+        for logger, level in levels:
+            logger.setLevel(level)

@@ -14,7 +14,6 @@ A finding names the place, never the text, so that a failure does not print a se
 import logging
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -26,9 +25,10 @@ from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.submission import VERIFY_TASK
 from mail.models import OutgoingEmail
 from tests.e2e.leaks import (
-    RedisMonitor,
+    RecordingHandler,
     Secret,
     database_findings,
+    everything_logged_to,
     holds_secret,
     mail_findings,
     redis_findings,
@@ -37,21 +37,6 @@ from tests.e2e.waiting import wait_until
 from tests.fake_kashier import MERCHANT_ID, fake_payment_api_key, fake_secret_key
 from tests.helpers import merchant_url, totp_code, totp_device
 
-# Loggers that are quiet by default (or configured quieter in settings) but talk at DEBUG.
-TALKATIVE_LOGGERS = (
-    "celery",
-    "celery.app.trace",
-    "celery.task",
-    "celery.worker",
-    "kombu",
-    "urllib3",
-    "django",
-    "django.db.backends",
-    "django.request",
-    "django.security",
-    "django.template",
-)
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 REVEAL_REASON = "Merchant asked us to set up the hosted checkout, ticket 4713"
 
 
@@ -74,38 +59,6 @@ def findings_in(texts: list[tuple[str, str]], secrets: dict[str, Secret]) -> lis
     ]
 
 
-class RecordingHandler(logging.Handler):
-    """Keep each record as the text a log handler could write: message, traceback, extras.
-
-    Placed first on every logger that has handlers, it sees each record before anything
-    writes it out, then blanks a record holding a secret: a leak then fails the test without
-    the secret being printed in pytest's report of captured logs.
-    """
-
-    def __init__(self, secrets: dict[str, Secret]):
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-        self.records: list[tuple[str, int, str]] = []
-        self._secrets = secrets
-
-    def emit(self, record):
-        if getattr(record, "_kashier_leak_checked", False):
-            return
-        try:
-            text = self.format(record)
-        except Exception as error:  # noqa: BLE001  an unformattable record is still read
-            text = f"{record.msg!r} {record.args!r} ({type(error).__name__})"
-        extras = {
-            name: value for name, value in vars(record).items() if name not in _RECORD_ATTRIBUTES
-        }
-        text = f"{text}\n{extras!r}"
-        self.records.append((record.name, record.levelno, text))
-        record._kashier_leak_checked = True
-        if findings_in([("record", text)], self._secrets):
-            record.msg, record.args = "[a record holding a secret, withheld]", None
-            record.exc_info = record.exc_text = record.stack_info = None
-
-
 @pytest.fixture
 def debug_logs(settings, kashier_secrets):
     """Record every log record at DEBUG, wherever it is handled.
@@ -113,32 +66,8 @@ def debug_logs(settings, kashier_secrets):
     DEBUG=True as well: Django logs SQL with its parameters only then.
     """
     settings.DEBUG = True
-    recorder = RecordingHandler(kashier_secrets)
-    named = [logging.getLogger(name) for name in TALKATIVE_LOGGERS]
-    levels = [(logger, logger.level) for logger in [logging.getLogger(), *named]]
-    handling = [logging.getLogger()] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger) and (logger.handlers or not logger.propagate)
-    ]
-    for logger, _level in levels:
-        logger.setLevel(logging.DEBUG)
-    for logger in handling:
-        logger.handlers.insert(0, recorder)
-    yield recorder
-    for logger in handling:
-        if recorder in logger.handlers:
-            logger.removeHandler(recorder)
-    for logger, level in levels:
-        logger.setLevel(level)
-
-
-@pytest.fixture
-def redis_monitor():
-    """Every command the Redis server runs during the test (see RedisMonitor)."""
-    monitor = RedisMonitor(settings.CELERY_BROKER_URL).start()
-    yield monitor
-    monitor.stop()
+    with everything_logged_to(RecordingHandler(*kashier_secrets.values())) as recorder:
+        yield recorder
 
 
 @pytest.fixture

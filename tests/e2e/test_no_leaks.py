@@ -21,9 +21,10 @@ from credentials.models import Credential, VerificationState
 from credentials.services.helpdesk import followups_send_due
 from credentials.services.submission import VERIFY_TASK
 from tests.e2e.leaks import (
-    RedisMonitor,
+    RecordingHandler,
     Secret,
     database_findings,
+    everything_logged_to,
     expanded,
     holds_secret,
     mail_findings,
@@ -39,53 +40,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-# Loggers that are quiet by default (or configured quieter in settings) but talk at DEBUG.
-TALKATIVE_LOGGERS = (
-    "celery",
-    "celery.app.trace",
-    "celery.task",
-    "celery.worker",
-    "kombu",
-    "stripe",
-    "django",
-    "django.db.backends",
-    "django.request",
-    "django.security",
-)
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class RecordingHandler(logging.Handler):
-    """Keep each record as the text a log handler could write: message, traceback, extras.
-
-    Placed first on every logger that has handlers, it sees each record before anything
-    writes it out, then blanks the secret in it: a leak then fails the test without the
-    secret being printed in pytest's report of captured logs.
-    """
-
-    def __init__(self, secret: str):
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-        self.records: list[tuple[str, int, str]] = []
-        self._secret = secret
-
-    def emit(self, record):
-        if getattr(record, "_leak_checked", False):
-            return
-        try:
-            text = self.format(record)
-        except Exception as error:  # noqa: BLE001  an unformattable record is still read
-            text = f"{record.msg!r} {record.args!r} ({type(error).__name__})"
-        extras = {
-            name: value for name, value in vars(record).items() if name not in _RECORD_ATTRIBUTES
-        }
-        text = f"{text}\n{extras!r}"
-        self.records.append((record.name, record.levelno, text))
-        record._leak_checked = True
-        if holds_secret(text, self._secret):
-            record.msg, record.args = "[a record holding the secret, withheld]", None
-            record.exc_info = record.exc_text = record.stack_info = None
-
 
 @pytest.fixture
 def secret() -> Secret:
@@ -99,32 +53,8 @@ def debug_logs(settings, secret):
     DEBUG=True as well: Django logs SQL with its parameters only then.
     """
     settings.DEBUG = True
-    recorder = RecordingHandler(secret)
-    named = [logging.getLogger(name) for name in TALKATIVE_LOGGERS]
-    levels = [(logger, logger.level) for logger in [logging.getLogger(), *named]]
-    handling = [logging.getLogger()] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger) and (logger.handlers or not logger.propagate)
-    ]
-    for logger, _level in levels:
-        logger.setLevel(logging.DEBUG)
-    for logger in handling:
-        logger.handlers.insert(0, recorder)
-    yield recorder
-    for logger in handling:
-        if recorder in logger.handlers:
-            logger.removeHandler(recorder)
-    for logger, level in levels:
-        logger.setLevel(level)
-
-
-@pytest.fixture
-def redis_monitor():
-    """Every command the Redis server runs during the test (see RedisMonitor)."""
-    monitor = RedisMonitor(settings.CELERY_BROKER_URL).start()
-    yield monitor
-    monitor.stop()
+    with everything_logged_to(RecordingHandler(secret)) as recorder:
+        yield recorder
 
 
 def is_verify_message_for(credential_pk: int):
