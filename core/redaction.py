@@ -15,10 +15,13 @@ import unicodedata
 
 # A secret or restricted Stripe key (any case; spaces allowed after each underscore of the
 # prefix), a Kashier secret key (32 hex digits, `$` or a `.env` file's `\$`, more hex digits),
-# or a Fernet token copied from the database (its fixed version bytes, so exact case).
+# a Keyhouse API token (`kh_<key id>_…`) or webhook signing secret (`whsec_…`), or a Fernet
+# token copied from the database (its fixed version bytes, so exact case).
 SECRET_IN_TEXT = re.compile(
     r"(?i:[sr]k_\s*(?:test|live)_\s*[a-z0-9]{8,})"
     r"|(?i:[0-9a-f]{32}\\?\$[0-9a-f]{16,})"
+    r"|kh_[a-z2-7]{10}_[A-Za-z0-9_\-]{20,}"
+    r"|whsec_[A-Za-z0-9_\-]{20,}"
     r"|gAAAAA[A-Za-z0-9_\-]{20,}"
 )
 

@@ -25,6 +25,10 @@ KEY_VARIANTS = {
     "mixed case": f"Sk_LiVe_{BODY}",
     "full width": f"sk_live_{BODY}".translate(FULL_WIDTH),
     "Fernet token": "gAAAAABl" + "Zx9_-" * 8,
+    "Kashier secret key": "0123456789abcdef" * 2 + "$" + "fedcba9876543210" * 6,
+    "Kashier secret key from a .env file": "0123456789abcdef" * 2 + "\\$" + "ab" * 24,
+    "Keyhouse API token": "kh_q4zt7m2kxa_" + "3Jv-_x9" * 6,
+    "webhook signing secret": "whsec_" + "Zx9_-" * 8,
 }
 
 
