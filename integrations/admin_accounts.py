@@ -106,7 +106,7 @@ class ServiceAccountForm(forms.ModelForm):
 
     class Meta:
         model = ServiceAccount
-        field_classes = {"merchants": MerchantsField}
+        field_classes = {"merchants": MerchantsField, "expires_at": forms.DateTimeField}
         fields = (
             "name",
             "description",
@@ -117,6 +117,12 @@ class ServiceAccountForm(forms.ModelForm):
             "allowed_ips",
         )
         labels = {"all_merchants": "All merchants", "expires_at": "Expires"}
+        # One labelled input (the admin's split date and time leaves the time unlabelled).
+        widgets = {
+            "expires_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        }
         # Django's messages would repeat the value posted, which could be a pasted key.
         error_messages = {
             "merchants": {
@@ -140,7 +146,7 @@ class ServiceAccountForm(forms.ModelForm):
         cleaned = super().clean()
         if "expires_at" in self.fields:
             try:
-                refuse_secret_text(*(self["expires_at"].data or ()))
+                refuse_secret_text(self["expires_at"].data or "")
             except ValidationError as refusal:
                 self.add_error("expires_at", refusal)
         every, some = cleaned.get("all_merchants"), cleaned.get("merchants")
@@ -271,7 +277,6 @@ class ServiceAccountAdmin(AccountActionViewsMixin, GuardedAdminMixin, admin.Mode
     list_display = ("name", "scope_list", "merchant_list", "state", "last_used_at", "expires_at")
     search_fields = ("name", "description")
     # Not autocomplete_fields: its widget fails (500) re-rendering a posted value that is no id.
-    filter_horizontal = ("merchants",)
     inlines = (ServiceTokenInline, WebhookEndpointInline)
     ordering = ("name",)
     view_on_site = False

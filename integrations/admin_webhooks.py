@@ -37,7 +37,6 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
     list_filter = ("state", "event__type")
     list_select_related = ("event__merchant", "endpoint__account")
     search_fields = ("=event__event_id", "event__merchant__slug")
-    search_help_text = "An event id (evt_…) or a merchant's slug."
     show_full_result_count = False
     list_per_page = 50
     actions = ("resend_selected",)
@@ -164,7 +163,6 @@ class WebhookEventAdmin(ReadOnlyModelAdmin):
     list_filter = ("type",)
     list_select_related = ("merchant",)
     search_fields = ("=event_id", "merchant__slug")
-    search_help_text = "An event id (evt_…) or a merchant's slug."
     show_full_result_count = False
     list_per_page = 50
     fields = ("event_id", "type", "merchant", "topic", "created_at", "body")

@@ -219,3 +219,45 @@ def test_the_main_admin_pages_have_no_serious_accessibility_violation(
     )
 
     assert not found, report(found)
+
+
+def test_the_integration_admin_pages_have_no_serious_accessibility_violation(open_page, demo):
+    from integrations.models import WebhookDelivery
+    from integrations.services.accounts import service_account_create
+    from integrations.services.events import event_emit
+    from tests.factories import UserFactory
+
+    account, _token, _secret = service_account_create(
+        name="pos-backend",
+        scopes=["secrets:read"],
+        all_merchants=True,
+        webhook_url="https://pos.example.com/hook",
+    )
+    event_emit(
+        event_type="credential.submitted",
+        merchant=demo.merchant,
+        topic="credential:1",
+        data={"merchant": {"slug": demo.merchant.slug}, "credential": {"id": 1}},
+    )
+    delivery = WebhookDelivery.objects.get()
+    superuser = UserFactory(email="platform-admin@demo.test", is_staff=True, is_superuser=True)
+    page = open_page()
+    sign_in(page, superuser)
+
+    found = visit_all(
+        page,
+        [
+            reverse("admin:integrations_serviceaccount_changelist"),
+            reverse("admin:integrations_serviceaccount_add"),
+            reverse("admin:integrations_serviceaccount_change", args=[account.pk]),
+            reverse("admin:integrations_serviceaccount_roll", args=[account.pk]),
+            reverse("admin:integrations_serviceaccount_revoke", args=[account.pk]),
+            reverse("admin:integrations_serviceaccount_endpoint_add", args=[account.pk]),
+            reverse("admin:integrations_webhookdelivery_changelist"),
+            reverse("admin:integrations_webhookdelivery_change", args=[delivery.pk]),
+            reverse("admin:integrations_webhookevent_change", args=[delivery.event_id]),
+        ],
+        rules=(),
+    )
+
+    assert not found, report(found)

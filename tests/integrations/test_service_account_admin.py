@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from integrations.models import ServiceAccount, ServiceToken, WebhookEndpoint
@@ -32,8 +33,7 @@ def add_form(**overrides) -> dict:
         "description": "The point of sale",
         "scopes": [Scope.SECRETS_READ, Scope.MERCHANTS_READ],
         "all_merchants": "on",
-        "expires_at_0": "",
-        "expires_at_1": "",
+        "expires_at": "",
         "allowed_ips": "203.0.113.0/24\n198.51.100.7",
         "webhook_url": "",
         **overrides,
@@ -44,8 +44,7 @@ def change_form(account, **overrides) -> dict:
     data = {
         "description": account.description,
         "scopes": account.scopes,
-        "expires_at_0": "",
-        "expires_at_1": "",
+        "expires_at": "",
         "allowed_ips": "\n".join(account.allowed_ips),
         **{
             f"{prefix}-{field}": "0"
@@ -88,6 +87,14 @@ def account(issued):
 
 
 # Creating ---------------------------------------------------------------------------------
+
+
+def test_an_expiry_typed_in_the_one_date_and_time_field_is_stored(admin_client):
+    response = admin_client.post(ADD, add_form(expires_at="2027-01-31T12:30"))
+
+    assert response.status_code == 200
+    expires = timezone.localtime(ServiceAccount.objects.get(name="pos-backend").expires_at)
+    assert (expires.date().isoformat(), expires.strftime("%H:%M")) == ("2027-01-31", "12:30")
 
 
 def test_superuser_creates_an_account_and_sees_its_token_once(admin_client, superuser):
@@ -189,7 +196,7 @@ def test_key_shaped_text_in_the_description_is_refused(admin_client, secret):
     assert not ServiceAccount.objects.exists()
 
 
-@pytest.mark.parametrize("field", ["expires_at_1", "allowed_ips", "merchants", "scopes"])
+@pytest.mark.parametrize("field", ["expires_at", "allowed_ips", "merchants", "scopes"])
 def test_a_key_typed_anywhere_in_the_form_is_refused_and_not_echoed(admin_client, secret, field):
     response = admin_client.post(ADD, add_form(**{field: secret, "all_merchants": ""}))
 
