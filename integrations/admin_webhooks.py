@@ -13,8 +13,8 @@ from audit.refusals import holds
 from core.admin import ReadOnlyModelAdmin
 from integrations.models import WebhookDelivery, WebhookEvent
 from integrations.scopes import MANAGE_SERVICE_ACCOUNTS
-from integrations.services.delivery import delivery_resend
 from integrations.services.events import event_body
+from integrations.services.redelivery import delivery_resend
 
 
 @admin.register(WebhookDelivery)

@@ -7,7 +7,7 @@ logs it), and the services raise nothing that carries a signing secret.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from integrations.services import delivery
+from integrations.services import delivery, redelivery
 
 # A database that went away (a restart, a failover) is usually back within seconds.
 DATABASE_RETRY_SECONDS = 5
@@ -24,4 +24,4 @@ def deliver_webhook(self, delivery_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def webhooks_send_due() -> None:
-    delivery.deliveries_send_due()
+    redelivery.deliveries_send_due()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("core", "audit", "mail", "merchants", "teams", "credentials")
+APPS = ("core", "audit", "mail", "merchants", "teams", "integrations", "credentials", "api")
 PACKAGES = ("config", *APPS)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 MAX_MODULE_LINES = 400

@@ -16,7 +16,7 @@ The rules:
   random (so that endpoints coming back from an outage are not hit all at once). A delivery
   whose next attempt would fall after WEBHOOK_GIVE_UP_AFTER from its creation is given up:
   failed, with the reason in `last_error`. The admin's "Send again" gives any delivery one
-  more attempt (`delivery_resend`).
+  more attempt (`redelivery.delivery_resend`).
 - One attempt at a time: a worker first claims the delivery with a conditional update, so of
   two workers with the same task one sends and the other does nothing. A claim older than
   WEBHOOK_STALE_AFTER belongs to a worker that died; the sweep hands that delivery out again.
@@ -43,24 +43,16 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from functools import partial
 
 import requests
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.models import AuditEvent
-from audit.refusals import authorize, refusals_audited
-from audit.services import audit_record
 from core.fields import SecretDecryptionError
-from core.queue import enqueue
 from integrations.models import WebhookDelivery, WebhookEndpoint
-from integrations.scopes import MANAGE_SERVICE_ACCOUNTS
-from integrations.services.events import DELIVER_TASK, event_body
+from integrations.services.events import event_body
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +99,7 @@ def webhook_sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={int(timestamp)},v1={digest}"
 
 
-def _stale_before(now):
+def claims_stale_before(now):
     return now - timedelta(seconds=settings.WEBHOOK_STALE_AFTER)
 
 
@@ -158,7 +150,7 @@ def _claim(delivery_id: int, now) -> WebhookDelivery | None:
         WebhookDelivery.objects.filter(pk=delivery_id)
         .filter(
             Q(state=State.PENDING, next_attempt_at__lte=now)
-            | Q(state=State.SENDING, claimed_at__lte=_stale_before(now))
+            | Q(state=State.SENDING, claimed_at__lte=claims_stale_before(now))
         )
         .update(state=State.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     )
@@ -322,100 +314,3 @@ def deliveries_cancel(*, endpoints, why: str) -> int:
     return WebhookDelivery.objects.filter(endpoint__in=endpoints, state=State.PENDING).update(
         state=State.FAILED, claimed_at=None, last_error=f"Not sent: {why}."[:255]
     )
-
-
-def _due(now) -> Q:
-    """Deliveries the sweep hands out: due and pending, not handed to a worker within
-    WEBHOOK_STALE_AFTER; or claimed that long ago by a worker that never finished."""
-    stale_before = _stale_before(now)
-    return Q(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lte=stale_before),
-        state=State.PENDING,
-        next_attempt_at__lte=now,
-    ) | Q(state=State.SENDING, claimed_at__lte=stale_before)
-
-
-def deliveries_send_due(now=None) -> int:
-    """Queue a send for every delivery whose time has come; return how many were queued.
-
-    That is a retry that is due, a new delivery whose task was lost (the broker was down at
-    commit), and one whose worker died while sending (its claim is older than
-    WEBHOOK_STALE_AFTER: released, it is sent again). Each is handed out with a conditional
-    update, so two sweeps never both queue it, and at most once per WEBHOOK_STALE_AFTER; at
-    most SWEEP_BATCH per run, the next run takes the rest.
-    """
-    now = now or timezone.now()
-    due = list(
-        WebhookDelivery.objects.filter(_due(now))
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", "state")[:SWEEP_BATCH]
-    )
-    queued = 0
-    for pk, state in due:
-        handed_out = WebhookDelivery.objects.filter(_due(now), pk=pk)
-        if state == State.SENDING:
-            released = handed_out.update(
-                state=State.PENDING,
-                next_attempt_at=now,
-                claimed_at=now,
-                last_error="No answer recorded: the worker sending it stopped",
-            )
-        else:
-            released = handed_out.update(claimed_at=now)
-        if not released:
-            continue
-        if enqueue(DELIVER_TASK, pk):
-            queued += 1
-        else:
-            # The broker is down: the next sweep tries again.
-            WebhookDelivery.objects.filter(pk=pk, state=State.PENDING, claimed_at=now).update(
-                claimed_at=None
-            )
-    return queued
-
-
-@refusals_audited
-@transaction.atomic
-def delivery_resend(*, delivery: WebhookDelivery, actor, request=None) -> WebhookDelivery:
-    """Send `delivery`'s event to its endpoint again, now, whatever its state (delivered,
-    given up, or waiting for a retry): one more attempt, then retries as usual while the
-    delivery is younger than WEBHOOK_GIVE_UP_AFTER. Audited.
-
-    Superusers only (Refused otherwise; no helpdesk group holds the permission); an actor of
-    None is the system. Raise ValidationError when it is being sent right now or when its
-    endpoint may no longer receive it.
-    """
-    authorize(actor, MANAGE_SERVICE_ACCOUNTS)
-    now = timezone.now()
-    row = (
-        WebhookDelivery.objects.select_for_update(of=("self",))
-        .select_related("event__merchant", "endpoint__account")
-        .defer("endpoint__signing_secret")
-        .get(pk=delivery.pk)
-    )
-    if row.state == State.SENDING and row.claimed_at > _stale_before(now):
-        raise ValidationError("It is being sent right now: wait a minute and look again.")
-    if why := why_not_sent(row, now):
-        raise ValidationError(f"It cannot be sent again: {why}.")
-    was = row.state
-    row.state = State.PENDING
-    row.next_attempt_at = now
-    row.claimed_at = now
-    row.delivered_at = None
-    row.save(update_fields=["state", "next_attempt_at", "claimed_at", "delivered_at"])
-    audit_record(
-        action=AuditEvent.Action.WEBHOOK_RESENT,
-        actor=actor,
-        merchant=row.event.merchant,
-        target=f"webhook_delivery:{row.pk}",
-        details={
-            "event": row.event.event_id,
-            "type": row.event.type,
-            "service_account": row.endpoint.account.name,
-            "was": was,
-            "attempts": row.attempts,
-        },
-        request=request,
-    )
-    transaction.on_commit(partial(enqueue, DELIVER_TASK, row.pk))
-    return row

@@ -40,12 +40,11 @@ from integrations.services.accounts import service_account_create, service_accou
 from integrations.services.delivery import (
     DeliveryOutcome,
     deliveries_cancel,
-    deliveries_send_due,
-    delivery_resend,
     delivery_send,
     webhook_sign,
 )
 from integrations.services.events import DELIVER_TASK
+from integrations.services.redelivery import deliveries_send_due, delivery_resend
 from integrations.tasks import deliver_webhook, webhooks_send_due
 from tests.factories import CredentialFactory, fake_key
 from tests.fake_kashier import MERCHANT_ID, fake_payment_api_key, fake_secret_key
