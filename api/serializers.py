@@ -32,7 +32,7 @@ class ErrorSerializer(serializers.Serializer):
 
 class MerchantSerializer(serializers.Serializer):
     """A merchant the service account serves (`context["onboarding_statuses"]`: each
-    merchant's (code, label) by pk, from `api.selectors.merchants_onboarding_status`)."""
+    merchant's (code, label) by pk, from `credentials.selectors.merchants_onboarding_status`)."""
 
     slug = serializers.SlugField()
     name = serializers.CharField()

@@ -21,7 +21,6 @@ from api.selectors import (
     credentials_for_merchant,
     merchant_get_for_account,
     merchants_for_account,
-    merchants_onboarding_status,
 )
 from api.serializers import (
     CredentialSecretSerializer,
@@ -32,6 +31,7 @@ from api.serializers import (
 from api.services import credential_secret_fetch
 from audit.services import client_ip
 from credentials.models import Mode, Provider
+from credentials.selectors import merchants_onboarding_status
 from integrations.scopes import Scope
 from merchants.models import Merchant
 
