@@ -18,10 +18,9 @@ from audit.refusals import authorize_view
 from core.moments import moment_display
 from core.validators import SecretFreeTextMixin
 from integrations.models import ServiceAccount, ServiceToken
-from integrations.scopes import EventType
+from integrations.scopes import MANAGE_SERVICE_ACCOUNTS, EventType
 from integrations.services.accounts import (
     DEFAULT_ROLL_GRACE,
-    MANAGE_SERVICE_ACCOUNTS,
     service_account_revoke,
     service_token_roll,
     webhook_endpoint_add,

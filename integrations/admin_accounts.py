@@ -24,9 +24,8 @@ from integrations.admin_account_views import (
 )
 from integrations.admin_forms import ServiceAccountAddForm, ServiceAccountForm
 from integrations.models import ServiceAccount, ServiceToken, WebhookEndpoint
-from integrations.scopes import Scope
+from integrations.scopes import MANAGE_SERVICE_ACCOUNTS, Scope
 from integrations.services.accounts import (
-    MANAGE_SERVICE_ACCOUNTS,
     service_account_create,
     service_account_update,
 )

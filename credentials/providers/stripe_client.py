@@ -7,6 +7,7 @@ the `except` block so the original is neither chained nor kept as context for er
 
 import functools
 import re
+from dataclasses import replace
 
 import requests
 import stripe
@@ -185,11 +186,6 @@ def restricted_key_facts(secret: str, probes: dict[str, str]) -> AccountFacts:
         if refusal.code != "insufficient_permissions":
             raise
         account = AccountFacts()
-    return AccountFacts(
-        **{
-            **account.__dict__,
-            # Asked for what the integrations need, the key does not have to read the account.
-            "limited_permissions": not account.account_id and not probes,
-            "missing_permissions": tuple(missing),
-        }
-    )
+    # Asked for what the integrations need, the key does not have to read the account: its
+    # facts are there when it may, and limited_permissions stays False either way.
+    return replace(account, missing_permissions=tuple(missing))

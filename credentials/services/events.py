@@ -5,7 +5,7 @@ from credentials.models import Credential
 from credentials.public import credential_public_facts, merchant_public_facts
 from credentials.services.notifications import credential_topic
 from integrations.scopes import EventType
-from integrations.services.events import event_emit
+from integrations.services.events import event_emit, events_emit
 
 
 def credentials_superseded_event(pks) -> None:
@@ -16,8 +16,15 @@ def credentials_superseded_event(pks) -> None:
         .defer("secret", "extra_secret")
         .order_by("pk")
     )
+    by_merchant = {}
     for credential in retired:
-        credential_event(credential, EventType.SUPERSEDED)
+        by_merchant.setdefault(credential.merchant_id, []).append(credential)
+    for credentials in by_merchant.values():
+        events_emit(
+            event_type=EventType.SUPERSEDED,
+            merchant=credentials[0].merchant,
+            items=[(credential_topic(key.pk), _event_data(key)) for key in credentials],
+        )
 
 
 def credential_event(credential: Credential, event_type: EventType) -> None:
@@ -26,8 +33,12 @@ def credential_event(credential: Credential, event_type: EventType) -> None:
         event_type=event_type,
         merchant=credential.merchant,
         topic=credential_topic(credential.pk),
-        data={
-            "merchant": merchant_public_facts(credential.merchant),
-            "credential": credential_public_facts(credential),
-        },
+        data=_event_data(credential),
     )
+
+
+def _event_data(credential: Credential) -> dict:
+    return {
+        "merchant": merchant_public_facts(credential.merchant),
+        "credential": credential_public_facts(credential),
+    }

@@ -43,22 +43,38 @@ def event_emit(
 
     Returns None (and writes nothing) when no endpoint wants it.
     """
+    events = events_emit(event_type=event_type, merchant=merchant, items=[(topic, data)])
+    return events[0] if events else None
+
+
+def events_emit(
+    *, event_type: EventType | str, merchant, items: list[tuple[str, dict]]
+) -> list[WebhookEvent]:
+    """`event_emit` for several events of one type about one merchant (the keys a roll
+    supersedes), with the endpoints that want them found once."""
     endpoints = endpoints_for(event_type=str(event_type), merchant_id=merchant.pk)
-    if not endpoints:
-        return None
-    event = WebhookEvent.objects.create(
-        event_id=event_id_make(),
-        type=str(event_type),
-        merchant=merchant,
-        topic=topic,
-        data=data,
-    )
+    if not endpoints or not items:
+        return []
+    events = [
+        WebhookEvent.objects.create(
+            event_id=event_id_make(),
+            type=str(event_type),
+            merchant=merchant,
+            topic=topic,
+            data=data,
+        )
+        for topic, data in items
+    ]
     deliveries = WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(event=event, endpoint=endpoint) for endpoint in endpoints]
+        [
+            WebhookDelivery(event=event, endpoint=endpoint)
+            for event in events
+            for endpoint in endpoints
+        ]
     )
     ids = [delivery.pk for delivery in deliveries]
     transaction.on_commit(lambda: [enqueue(DELIVER_TASK, pk) for pk in ids])
-    return event
+    return events
 
 
 def event_body(event: WebhookEvent) -> dict:
