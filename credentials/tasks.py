@@ -7,7 +7,7 @@ them), and the services raise nothing that carries a key.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from credentials.services import checking, helpdesk, rechecks, verification
+from credentials.services import checking, helpdesk, rechecks, stale, verification
 
 # A database that went away (a restart, a failover) is usually back within seconds.
 DATABASE_RETRY_SECONDS = 5
@@ -37,7 +37,7 @@ def verify_credential(self, credential_id: int, known: dict | None = None) -> No
 
 @shared_task(ignore_result=True)
 def verifications_requeue_stale() -> None:
-    verification.verifications_requeue_stale()
+    stale.verifications_requeue_stale()
 
 
 @shared_task(ignore_result=True)

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 
 from config import celery_app
 from credentials.models import Credential, VerificationState
-from credentials.services import verification
+from credentials.services import stale, verification
 from credentials.services.submission import VERIFY_TASK
 from credentials.tasks import verifications_requeue_stale, verify_credential
 from tests.factories import CredentialFactory, fake_key
@@ -277,5 +277,5 @@ def test_key_left_pending_by_a_broker_outage_is_queued_by_the_sweep(
     )
     later = credential.submitted_at + timedelta(seconds=settings.VERIFY_STALE_AFTER + 1)
 
-    assert verification.verifications_requeue_stale(now=later) == 1
+    assert stale.verifications_requeue_stale(now=later) == 1
     assert sent == [(VERIFY_TASK, (credential.pk,))]

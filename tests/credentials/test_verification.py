@@ -32,16 +32,13 @@ from credentials.models import (
 )
 from credentials.providers import stripe as stripe_provider
 from credentials.providers.stripe import REASONS as STRIPE_REASONS
-from credentials.services import verification
+from credentials.services import stale as stale_sweep
 from credentials.services.checking import REASONS as SHARED_REASONS
 from credentials.services.lifecycle import credential_revoke
 from credentials.services.notifications import HELPDESK_SUBMISSION, credential_topic
+from credentials.services.stale import verifications_requeue_stale
 from credentials.services.submission import VERIFY_TASK
-from credentials.services.verification import (
-    VerifyResult,
-    credential_verify,
-    verifications_requeue_stale,
-)
+from credentials.services.verification import VerifyResult, credential_verify
 from credentials.tasks import verify_credential
 from mail.models import OutgoingEmail
 from mail.services import emails_send_due
@@ -953,7 +950,7 @@ def test_the_stale_sweep_never_puts_back_to_wait_a_key_revoked_while_it_runs(
                 credential_revoke(credential=reload(other), actor=owner, reason="")
         return True
 
-    monkeypatch.setattr(verification, "enqueue", enqueue)
+    monkeypatch.setattr(stale_sweep, "enqueue", enqueue)
 
     assert verifications_requeue_stale(now=now) == 1
 

@@ -17,8 +17,8 @@ from config.celery_app import app as celery_app
 from core.queue import enqueue
 from credentials.models import Credential, VerificationState
 from credentials.services.notifications import credential_topic
+from credentials.services.stale import verifications_requeue_stale
 from credentials.services.submission import VERIFY_TASK
-from credentials.services.verification import verifications_requeue_stale
 from mail.models import OutgoingEmail
 from tests.e2e.leaks import Secret
 from tests.e2e.waiting import wait_until
