@@ -13,11 +13,32 @@ from pathlib import Path
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
+# `BENCH_SCALE=small` runs every benchmark at 1/100 of its size, for a quick look; the
+# targets are judged at full scale only (the report says which scale it was).
+SMALL = os.environ.get("BENCH_SCALE", "full") == "small"
+SCALE = 0.01 if SMALL else 1.0
+
+
+def scaled(count: int, *, least: int = 1) -> int:
+    """Return `count` at this run's scale, never below `least`."""
+    return max(least, round(count * SCALE))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets, as a benchmark measured it. `met` is None when the run
+    could not judge it (skipped, or at small scale), with the reason in `measured`."""
+
+    name: str
+    measured: str
+    met: bool | None
+
 
 @dataclass
 class Section:
     title: str
     body: str
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass
@@ -137,7 +158,20 @@ def machine_description() -> str:
     )
 
 
+def targets_table(sections: list[Section]) -> list[str]:
+    """The issue's targets, met or missed, before the details."""
+    rows = ["| target | measured | met |", "| --- | --- | :---: |"]
+    for section in sections:
+        for target in section.targets:
+            met = {True: "met", False: "**missed**", None: "not judged"}[target.met]
+            rows.append(f"| {target.name} | {target.measured} | {met} |")
+    return rows
+
+
 def write_report(sections: list[Section]) -> Path:
+    scale = (
+        "small (BENCH_SCALE=small: 1/100 of every size; targets not judged)" if SMALL else "full"
+    )
     text = [
         "# Benchmarks",
         "",
@@ -145,6 +179,12 @@ def write_report(sections: list[Section]) -> Path:
         "Set `DATABASE_URL` / `REDIS_URL` to measure on PostgreSQL and Redis, as CI runs.",
         "",
         machine_description(),
+        f"- Scale: {scale}",
+        "",
+        "## Targets",
+        "",
+        *targets_table(sections),
+        "",
     ]
     for section in sections:
         text += [f"## {section.title}", "", section.body.strip(), ""]
