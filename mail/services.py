@@ -6,24 +6,24 @@ that died). Senders that must learn when a kind of mail went out register a hook
 `on_sent(kind)`; the outbox itself knows nothing of what its mail is about.
 """
 
-import hashlib
+import functools
 import logging
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from functools import partial
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.template.loader import render_to_string
+from django.db.models import BooleanField, F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
+from core.sql import column, quoted, table
+from mail.compose import email_compose, mime_message
 from mail.models import OutgoingEmail
 
 logger = logging.getLogger(__name__)
@@ -62,55 +62,28 @@ def _run_sent_hooks(emails: list[OutgoingEmail], sent_at) -> None:
             hook(sent, sent_at)
 
 
-RecipientsTimeZone = Callable[[list[str]], str]
-_recipients_time_zone: list[RecipientsTimeZone] = []
+def unsent_mail_exists(topic_sql: str) -> RawSQL:
+    """Whether unsent mail about a topic waits, as an annotation; `topic_sql` computes the
+    topic from the annotated row (written by hand: see core.sql). A caller that loads the row
+    anyway learns in the same query whether mail it is about to send must wait for earlier
+    mail (see `emails_enqueue`'s `none_waiting`)."""
+    return RawSQL(_unsent_sql(topic_sql), (), output_field=BooleanField())  # noqa: S611  values are parameters
 
 
-def time_zone_of_recipients(resolver: RecipientsTimeZone) -> RecipientsTimeZone:
-    """Register `resolver(addresses)`, which names the time zone (IANA) that times in mail to
-    `addresses` are written in. The app that knows people's zones registers it; until then
-    mail is written in TIME_ZONE."""
-    _recipients_time_zone[:] = [resolver]
-    return resolver
+@functools.cache
+def _unsent_sql(topic_sql: str) -> str:
+    def mail(field):
+        return column(OutgoingEmail, field, "mail")
 
-
-def _time_zone_for(addresses: list[str]) -> zoneinfo.ZoneInfo:
-    name = _recipients_time_zone[0](addresses) if _recipients_time_zone else settings.TIME_ZONE
-    return zoneinfo.ZoneInfo(name)
-
-
-def email_compose(
-    *,
-    dedupe_key: str,
-    kind: str,
-    to: list[str],
-    template: str,
-    context: dict,
-    topic: str = "",
-    urgent: bool = False,
-) -> OutgoingEmail:
-    """Return a mail rendered from `emails/<template>`, not stored yet, with times in the
-    recipients' zone (`time_zone_of_recipients`). Templates never receive a secret."""
-    context = {"site_url": settings.SITE_URL, **context}
-    # Times in the mail are written in its recipients' zone.
-    with timezone.override(_time_zone_for(list(to))):
-        subject = " ".join(render_to_string(f"emails/{template}.subject.txt", context).split())
-        body_text = render_to_string(f"emails/{template}.txt", context)
-        body_html = render_to_string(f"emails/{template}.html", context)
-    return OutgoingEmail(
-        dedupe_key=dedupe_key,
-        kind=kind,
-        to=list(to),
-        subject=subject[:255],
-        body_text=body_text,
-        body_html=body_html,
-        topic=topic,
-        urgent=urgent,
+    return (
+        f"EXISTS (SELECT 1 FROM {table(OutgoingEmail)} AS {quoted('mail')} "  # noqa: S608  names from the models
+        f"WHERE {mail('state')} = '{OutgoingEmail.State.PENDING}' "
+        f"AND {mail('topic')} = {topic_sql})"
     )
 
 
 def emails_enqueue(
-    emails: list[OutgoingEmail], *, send_in_process: bool = False
+    emails: list[OutgoingEmail], *, send_in_process: bool = False, none_waiting: bool = False
 ) -> list[OutgoingEmail]:
     """Store `emails` and send them once the transaction commits; return those stored.
 
@@ -122,7 +95,10 @@ def emails_enqueue(
     connection to the mail server: that spares a task per mail and keeps the mails from
     queueing behind other work. They are stored already claimed by this worker, so no
     other sends them meanwhile; if this worker dies first, the sweep sends them once the
-    claim has lapsed. A failed send is retried by the sweep either way.
+    claim has lapsed. A failed send is retried by the sweep either way. Mail sent in
+    process is recorded as sent together, once the server accepted all of it; a caller that
+    made sure (`unsent_mail_exists`) that no earlier mail of their topics is unsent passes
+    `none_waiting=True`, which spares the query that checks it.
     """
     new = list(emails)
     if not new:
@@ -139,7 +115,9 @@ def emails_enqueue(
         # Some were stored before (the event is processed again): store the others.
         new = [email for email in new if _store_unless_duplicate(email)]
     if send_in_process and new:
-        transaction.on_commit(lambda: _deliver(new))
+        transaction.on_commit(
+            lambda: _deliver(new, none_waiting=none_waiting, record_together=True)
+        )
     else:
         for email in new:
             transaction.on_commit(partial(enqueue, SEND_TASK, email.pk))
@@ -188,29 +166,6 @@ def _claim(email_id: int, now) -> bool:
     )
 
 
-def message_id(email: OutgoingEmail) -> str:
-    """Return the mail's Message-ID: the same for every attempt, so a receiving system can
-    drop a copy that a crash made us send twice."""
-    digest = hashlib.sha256(email.dedupe_key.encode("utf-8")).hexdigest()[:20]
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "keyhouse.invalid"
-    return f"<keyhouse.{email.pk}.{digest}@{domain}>"
-
-
-def _message(email: OutgoingEmail) -> EmailMultiAlternatives:
-    message = EmailMultiAlternatives(
-        subject=email.subject,
-        body=email.body_text,
-        from_email=email.from_email,
-        to=email.to,
-        headers={"Message-ID": message_id(email)},
-    )
-    if email.body_html:
-        message.attach_alternative(email.body_html, "text/html")
-    if email.urgent:
-        message.extra_headers.update({"X-Priority": "1", "Importance": "high"})
-    return message
-
-
 def _thread(email: OutgoingEmail) -> tuple[str, tuple[str, ...]] | None:
     """Return what orders this mail against others: its topic and recipients (mail to one
     recipient about one thing goes out in the order it was created), or None."""
@@ -242,16 +197,21 @@ def _waiting_earlier(emails: list[OutgoingEmail]) -> set[int]:
     }
 
 
-def _deliver(emails: list[OutgoingEmail]) -> int:
+def _deliver(
+    emails: list[OutgoingEmail], *, none_waiting: bool = False, record_together: bool = False
+) -> int:
     """Send `emails`, claimed by this worker, over one connection; return how many were sent.
 
     Each is marked sent in its own transaction as soon as the mail server accepted it, so a
-    worker that dies in the middle of a batch sends none of the accepted ones again. A failed
-    one is scheduled again with a growing delay and never counted as sent; so is any later
-    mail of its thread (same topic and recipients), which waits for it.
+    worker that dies in the middle of a batch sends none of the accepted ones again; with
+    `record_together` (the few mails of one event, sent within milliseconds) all accepted
+    ones are marked in one. A failed one is scheduled again with a growing delay and never
+    counted as sent; so is any later mail of its thread (same topic and recipients), which
+    waits for it. `none_waiting`: the caller knows no earlier mail of their threads is unsent.
     """
     emails = sorted(emails, key=lambda email: email.pk)
-    held = _waiting_earlier(emails)
+    held = set() if none_waiting else _waiting_earlier(emails)
+    accepted: list[OutgoingEmail] = []
     blocked: set[tuple] = set()
     sent = 0
     connection = get_connection()
@@ -271,32 +231,40 @@ def _deliver(emails: list[OutgoingEmail]) -> int:
             # Each mail is its own attempt: a message the server refuses (a 4xx for that
             # recipient, say) does not hold back the others.
             try:
-                connection.send_messages([_message(email)])
+                connection.send_messages([mime_message(email)])
             except Exception as error:  # noqa: BLE001  retried, never marked sent
                 if thread is not None:
                     blocked.add(thread)
                 _record_failure(email, error)
             else:
-                _record_sent(email)
+                if record_together:
+                    accepted.append(email)
+                else:
+                    _record_sent([email])
                 sent += 1
     finally:
         with suppress(Exception):
             connection.close()
+        if accepted:
+            _record_sent(accepted)
     return sent
 
 
-def _record_sent(email: OutgoingEmail) -> None:
+def _record_sent(emails: list[OutgoingEmail]) -> None:
     sent_at = timezone.now()
     with transaction.atomic():
-        OutgoingEmail.objects.filter(pk=email.pk).update(
+        OutgoingEmail.objects.filter(pk__in=[email.pk for email in emails]).update(
             state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
         )
         try:
             # A savepoint: a hook that fails must not undo the record that the mail went out.
             with transaction.atomic():
-                _run_sent_hooks([email], sent_at)
+                _run_sent_hooks(emails, sent_at)
         except Exception:
-            logger.exception("A hook on sent mail %s (%s) failed.", email.pk, email.kind)
+            logger.exception(
+                "A hook on sent mail %s failed.",
+                ", ".join(f"{email.pk} ({email.kind})" for email in emails),
+            )
 
 
 def _record_failure(email: OutgoingEmail, error: Exception) -> None:

@@ -18,7 +18,7 @@ class TeamsConfig(AppConfig):
         # imported at module level: the app registry is not ready while apps.py loads.
         post_migrate.connect(_ensure_helpdesk_groups, dispatch_uid="ensure_helpdesk_groups")
         # Mail is written in its recipients' time zone, which their accounts know.
-        from mail.services import time_zone_of_recipients
+        from mail.compose import time_zone_of_recipients
         from teams.time_zones import time_zone_for_addresses
 
         time_zone_of_recipients(time_zone_for_addresses)

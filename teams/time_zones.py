@@ -40,7 +40,7 @@ def time_zone_for_addresses(addresses, *, fallback: str = "") -> str:
 
     One mail goes to everyone listed, so it can have one zone only: when the recipients with an
     account disagree, or none has one (a contact address without an account), it is
-    `fallback`, or UTC. Registered with the outbox (`mail.services.time_zone_of_recipients`).
+    `fallback`, or UTC. Registered with the outbox (`mail.compose.time_zone_of_recipients`).
     """
     addresses = {address.lower() for address in addresses}
     if addresses and addresses == {settings.HELPDESK_EMAIL.lower()}:

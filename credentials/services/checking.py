@@ -49,14 +49,16 @@ def ask_provider(credential: Credential) -> Answer:
     return provider_for(credential.provider).verify(keys)
 
 
-def locked_for_recording(credential_id: int) -> Credential:
+def locked_for_recording(credential_id: int, **questions) -> Credential:
     """Return the credential locked for recording what the provider said, with what its mails
-    need; the secret is not read."""
+    need; the secret is not read. `questions` (annotations of the key's row: Exists
+    expressions) are answered in the same query."""
     return (
         # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
         Credential.objects.select_for_update(of=("self",))
         .select_related("merchant", "submitted_by")
         .defer("secret", "extra_secret")
+        .annotate(**questions)
         .get(pk=credential_id)
     )
 

@@ -1,38 +1,84 @@
 """What the helpdesk should look at on a decided key: the flags, and the same flag on the
 other merchants' copy of a duplicated key."""
 
-from django.db import transaction
-from django.db.models import Exists
+import functools
 
-from credentials.models import Credential, HelpdeskFlag, VerificationState
+from django.db import transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+
+from core.sql import column, quoted, table
+from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
 from credentials.services.checking import UNDECRYPTABLE
 
 
-def helpdesk_flags(credential: Credential) -> list[str]:
-    """Return what the helpdesk should look at. The merchant is never told about others."""
-    active_elsewhere = (
-        Credential.objects.active()
-        .filter(fingerprint=credential.fingerprint)
-        .exclude(merchant_id=credential.merchant_id)
+def flag_questions(*, account_id: str | None = None) -> dict[str, RawSQL]:
+    """Return the two questions `helpdesk_flags` asks the database, as annotations of the
+    key's own row: is it active at another merchant too, and does the merchant's verified key
+    of the other mode belong to another account? `account_id` is the account the provider
+    just named (None: the stored one). The worker asks them while it locks the key, in the
+    same query."""
+    if account_id is None:
+        mismatch = _other_mode_account(column(Credential, "account_id")), ()
+    else:
+        mismatch = _other_mode_account("%s"), (account_id,)
+    return {
+        "duplicate_elsewhere": RawSQL(_active_elsewhere(), (), output_field=BooleanField()),  # noqa: S611  values are parameters
+        "account_mismatch": RawSQL(*mismatch, output_field=BooleanField()),  # noqa: S611  values are parameters
+    }
+
+
+@functools.cache
+def _active_elsewhere() -> str:
+    def other(field):
+        return column(Credential, field, "other")
+
+    def this(field):
+        return column(Credential, field)
+
+    return (
+        f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('other')} "  # noqa: S608  names from the models
+        f"WHERE {other('lifecycle_state')} = '{LifecycleState.ACTIVE}' "
+        f"AND {other('fingerprint')} = {this('fingerprint')} "
+        f"AND {other('merchant')} <> {this('merchant')})"
     )
-    other_mode_accounts = (
-        Credential.objects.active()
-        .filter(
-            merchant_id=credential.merchant_id,
-            provider=credential.provider,
-            verification_state=VerificationState.VERIFIED,
+
+
+@functools.cache
+def _other_mode_account(account: str) -> str:
+    """The question, comparing with `account` (the stored column, or a parameter)."""
+
+    def other(field):
+        return column(Credential, field, "other")
+
+    def this(field):
+        return column(Credential, field)
+
+    return (
+        f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('other')} "  # noqa: S608  names from the models
+        f"WHERE {other('lifecycle_state')} = '{LifecycleState.ACTIVE}' "
+        f"AND {other('merchant')} = {this('merchant')} "
+        f"AND {other('provider')} = {this('provider')} "
+        f"AND {other('verification_state')} = '{VerificationState.VERIFIED}' "
+        f"AND {other('mode')} <> {this('mode')} "
+        f"AND {other('account_id')} <> '' AND {other('account_id')} <> {account})"
+    )
+
+
+def helpdesk_flags(credential: Credential, *, asked: bool = False) -> list[str]:
+    """Return what the helpdesk should look at. The merchant is never told about others.
+
+    `asked`: the credential was loaded with `flag_questions` answered for its current
+    account; otherwise they are asked here, in one query."""
+    if asked:
+        duplicate, mismatch = credential.duplicate_elsewhere, credential.account_mismatch
+    else:
+        duplicate, mismatch = (
+            Credential.objects.filter(pk=credential.pk)
+            .annotate(**flag_questions(account_id=credential.account_id))
+            .values_list("duplicate_elsewhere", "account_mismatch")
+            .get()
         )
-        .exclude(mode=credential.mode)
-        .exclude(account_id="")
-        .exclude(account_id=credential.account_id)
-    )
-    # Both questions in one query: the worker asks them for every key it decides.
-    duplicate, mismatch = (
-        Credential.objects.filter(pk=credential.pk)
-        .annotate(duplicate=Exists(active_elsewhere), mismatch=Exists(other_mode_accounts))
-        .values_list("duplicate", "mismatch")
-        .get()
-    )
     flags = []
     if duplicate:
         flags.append(HelpdeskFlag.DUPLICATE_ELSEWHERE)

@@ -1,13 +1,15 @@
 """The key lifecycle: rolls (a verified key supersedes the older ones), revocation, and the
 daily re-check of verified keys with their provider."""
 
+import functools
 import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import BooleanField, Case, F, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -15,6 +17,7 @@ from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from core.queue import enqueue
 from core.redaction import contains_secret
+from core.sql import column, quoted, table
 from core.validators import refuse_control_characters
 from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.events import credential_event, credentials_superseded_event
@@ -28,9 +31,6 @@ from credentials.services.notifications import (
 from credentials.services.submission import VERIFY_TASK
 from integrations.scopes import EventType
 from teams.permissions import HELPDESK_WORK_QUEUE, REVOKE_KEYS
-
-# Rows one sweep handles: bounded, the next sweep takes the rest.
-SWEEP_LIMIT = 500
 
 
 def next_reverification(after: datetime) -> datetime:
@@ -145,6 +145,30 @@ def active_verified_others(credential: Credential):
         _active_in_same_slot(credential)
         .filter(verification_state=VerificationState.VERIFIED)
         .order_by("-submitted_at")
+    )
+
+
+def older_in_slot_exists() -> RawSQL:
+    """Whether a key (the row this annotates) has older active keys in its slot, which its
+    verification supersedes (`supersede_older_keys`): asked while the worker locks it, so
+    that a first key, the common case, costs no query for what it does not replace."""
+    return RawSQL(_older_in_slot(), (), output_field=BooleanField())  # noqa: S611  values are parameters
+
+
+@functools.cache
+def _older_in_slot() -> str:
+    def older(field):
+        return column(Credential, field, "older")
+
+    def this(field):
+        return column(Credential, field)
+
+    return (
+        f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('older')} "  # noqa: S608  names from the models
+        f"WHERE {older('lifecycle_state')} = '{LifecycleState.ACTIVE}' "
+        f"AND {older('merchant')} = {this('merchant')} "
+        f"AND {older('provider')} = {this('provider')} AND {older('mode')} = {this('mode')} "
+        f"AND {older('submitted_at')} < {this('submitted_at')} AND {older('id')} <> {this('id')})"
     )
 
 

@@ -8,11 +8,15 @@ Templates receive the key's hint and never its secret.
 from enum import StrEnum
 
 from django.conf import settings
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
+from core.moments import is_time_zone
+from core.sql import column
 from credentials.models import Credential
+from mail.compose import email_compose
 from mail.models import OutgoingEmail
-from mail.services import email_compose, emails_enqueue
+from mail.services import emails_enqueue, unsent_mail_exists
 
 
 class KeyEvent(StrEnum):
@@ -85,6 +89,7 @@ def key_event_notify(
     merchant_to: list[str],
     occurrence: str = "",
     send_in_process: bool = False,
+    none_waiting: bool = False,
     **context,
 ) -> list[OutgoingEmail]:
     """Queue the merchant's mail (when anyone is to receive it) and the helpdesk's about
@@ -92,7 +97,8 @@ def key_event_notify(
 
     Mail goes out in the order it is stored: the merchant's first, except for an urgent
     event, whose alert to the helpdesk leads. `occurrence` tells apart events that can
-    happen more than once to one key.
+    happen more than once to one key. `none_waiting`: the caller knows no earlier mail about
+    the key is unsent (`unsent_mail_about_key`).
     """
     merchant_template, helpdesk_template = EVENT_MAILS[event]
     ident = f"{event}:{credential.pk}" + (f":{occurrence}" if occurrence else "")
@@ -107,6 +113,7 @@ def key_event_notify(
                 kind=merchant_template,
                 to=merchant_to,
                 template=merchant_template,
+                time_zone=_submitter_zone(credential, merchant_to),
                 **common,
             )
         )
@@ -121,4 +128,19 @@ def key_event_notify(
     )
     # Stored first, sent first (by the sweep, and by tasks queued in this order).
     mails.insert(0 if urgent else len(mails), helpdesk_mail)
-    return emails_enqueue(mails, send_in_process=send_in_process)
+    return emails_enqueue(mails, send_in_process=send_in_process, none_waiting=none_waiting)
+
+
+def _submitter_zone(credential: Credential, to: list[str]) -> str:
+    """Return the time zone of mail to the key's submitter alone, who is loaded with the key
+    (no query to look them up by address); "" for other recipients."""
+    submitter = credential.submitted_by
+    if submitter is None or list(to) != [submitter.email]:
+        return ""
+    return submitter.time_zone if is_time_zone(submitter.time_zone) else settings.TIME_ZONE
+
+
+def unsent_mail_about_key() -> RawSQL:
+    """Whether unsent mail about a key (the row this annotates) waits: see `key_event_notify`.
+    The topic is `credential_topic`'s, computed in SQL."""
+    return unsent_mail_exists(f"'credential:' || {column(Credential, 'id')}")

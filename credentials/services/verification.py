@@ -5,19 +5,20 @@ still stands; a decided outcome queues both mails (`notifications`), supersedes 
 verified one replaces (`lifecycle`) and starts the helpdesk's follow-up clock.
 """
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from core.sql import column, quoted, table
 from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
 from credentials.providers.base import Answer
@@ -30,15 +31,22 @@ from credentials.services.checking import (
     locked_for_recording,
 )
 from credentials.services.events import credential_event
-from credentials.services.flags import flag_duplicates_elsewhere, helpdesk_flags
+from credentials.services.flags import flag_duplicates_elsewhere, flag_questions, helpdesk_flags
 from credentials.services.lifecycle import (
     active_verified_others,
     next_reverification,
     next_unreachable_recheck,
+    older_in_slot_exists,
     supersede_older_keys,
 )
-from credentials.services.notifications import KeyEvent, key_event_notify, key_target
+from credentials.services.notifications import (
+    KeyEvent,
+    key_event_notify,
+    key_target,
+    unsent_mail_about_key,
+)
 from integrations.scopes import EventType
+from integrations.services.events import endpoints_exist
 
 # The webhook event of each decided outcome (an unreachable provider is the helpdesk's).
 OUTCOME_EVENTS = {
@@ -77,43 +85,52 @@ def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None,
 
     It must not be when it is gone, no longer active, already decided (a redelivered or
     duplicated task), being verified by another worker whose claim is fresh, or waiting for
-    its back-off to pass.
+    its back-off to pass. One conditional update that returns the row it claimed: of two
+    workers with the same task, one claims, the other finds nothing to update.
     """
     stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
-    # One conditional update: of two workers with the same task, one claims, the other
-    # finds nothing to update.
-    claimed = (
-        Credential.objects.filter(
-            pk=credential_id,
-            lifecycle_state=LifecycleState.ACTIVE,
-            verification_state__in=[VerificationState.PENDING, VerificationState.VERIFYING],
-        )
-        .exclude(
-            verification_state=VerificationState.VERIFYING,
-            verification_claimed_at__gt=stale_before,
-        )
-        .exclude(verification_next_attempt_at__gt=now + timedelta(seconds=1))
-        .update(
-            verification_state=VerificationState.VERIFYING,
-            verification_claimed_at=now,
-            verification_attempts=F("verification_attempts") + 1,
-        )
-    )
-    if not claimed:
-        return None, True
-    readable = True
+    at = connection.ops.adapt_datetimefield_value
+    params = (at(now), credential_id, at(stale_before), at(now + timedelta(seconds=1)))
     try:
-        credential = Credential.objects.filter(pk=credential_id).first()
+        claimed = list(Credential.objects.raw(_claim_sql(), params))
     except SecretDecryptionError:
         # A wrong FIELD_ENCRYPTION_KEY here: recorded as such, never retried in a loop.
-        readable = False
         credential = (
-            Credential.objects.filter(pk=credential_id).defer("secret", "extra_secret").first()
+            Credential.objects.filter(pk=credential_id, verification_claimed_at=now)
+            .defer("secret", "extra_secret")
+            .first()
         )
-    # Revoked or claimed by another worker since (the claim went stale meanwhile): not ours.
-    if credential is None or not credential.is_active or credential.verification_claimed_at != now:
-        return None, True
-    return credential, readable
+        return credential, False
+    return (claimed[0] if claimed else None), True
+
+
+@functools.cache
+def _claim_sql() -> str:
+    """The claim, written by hand (core.sql): UPDATE … RETURNING claims and loads the key in
+    one statement, where the ORM needs an update and a select."""
+
+    def name(field):
+        return quoted(Credential._meta.get_field(field).column)
+
+    state, claimed_at, attempts = (
+        name("verification_state"),
+        name("verification_claimed_at"),
+        name("verification_attempts"),
+    )
+    next_attempt = name("verification_next_attempt_at")
+    returning = ", ".join(quoted(field.column) for field in Credential._meta.concrete_fields)
+    return (
+        f"UPDATE {table(Credential)} SET {state} = '{VerificationState.VERIFYING}', "  # noqa: S608  names from the models
+        f"{claimed_at} = %s, {attempts} = {attempts} + 1 "
+        f"WHERE {name('id')} = %s AND {name('lifecycle_state')} = '{LifecycleState.ACTIVE}' "
+        f"AND {state} IN ('{VerificationState.PENDING}', '{VerificationState.VERIFYING}') "
+        # A claim still fresh is another worker's.
+        f"AND NOT ({state} = '{VerificationState.VERIFYING}' AND {claimed_at} IS NOT NULL "
+        f"AND {claimed_at} > %s) "
+        # Waiting for its back-off.
+        f"AND NOT ({next_attempt} IS NOT NULL AND {next_attempt} > %s) "
+        f"RETURNING {returning}"
+    )
 
 
 # The claimed credential holds the decrypted secret: kept out of error reports.
@@ -157,7 +174,16 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
     facts, code, transient, claimed_at = known.facts, known.code, known.transient, known.claimed_at
 
     with transaction.atomic():
-        credential = locked_for_recording(credential_id)
+        # What recording the outcome depends on, asked with the lock in one query: the flags'
+        # two questions, whether the key replaces older ones, whether any webhook endpoint
+        # sees the merchant and whether earlier mail about the key is still unsent.
+        credential = locked_for_recording(
+            credential_id,
+            **flag_questions(account_id=facts.account_id if facts is not None else None),
+            replaces_older=older_in_slot_exists(),
+            has_webhook_endpoints=endpoints_exist(column(Credential, "merchant")),
+            mail_waiting=unsent_mail_about_key(),
+        )
         # Skipped when another worker took the claim over, or when the key was revoked or
         # superseded while the provider was being asked: no outcome mail for a key that is gone.
         if (
@@ -189,11 +215,16 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
         telling = _worth_telling(credential, previous_code=previous_code)
         # The outcome's event before the superseded keys' (a roll reads: verified, then the
         # old key superseded).
-        if telling and credential.verification_state in OUTCOME_EVENTS:
+        if (
+            telling
+            and credential.has_webhook_endpoints
+            and credential.verification_state in OUTCOME_EVENTS
+        ):
             credential_event(credential, OUTCOME_EVENTS[credential.verification_state])
         replaced = (
             supersede_older_keys(credential)
             if credential.verification_state == VerificationState.VERIFIED
+            and credential.replaces_older
             else []
         )
         audit_record(
@@ -244,7 +275,7 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
     credential.verification_reason = reason
     credential.verification_next_attempt_at = None
     credential.checked_at = decided_at
-    credential.helpdesk_flags = helpdesk_flags(credential)
+    credential.helpdesk_flags = helpdesk_flags(credential, asked=True)
     if HelpdeskFlag.DUPLICATE_ELSEWHERE in credential.helpdesk_flags:
         fingerprint, merchant_id = credential.fingerprint, credential.merchant_id
         transaction.on_commit(
@@ -301,6 +332,7 @@ def _notify_outcome(credential: Credential, *, replaced=()) -> None:
         merchant_to=[submitter] if submitter else [],
         occurrence=str(credential.verification_round or ""),
         send_in_process=True,
+        none_waiting=not credential.mail_waiting,
         replaced=list(replaced),
         still_in_use=still_in_use,
     )

@@ -1,14 +1,17 @@
 """Events the integrator's systems are told about: written to the webhook outbox in the
 transaction that caused them, one delivery per endpoint that wants them, sent after commit."""
 
+import functools
 import secrets
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from integrations.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from core.sql import column, quoted, table
+from integrations.models import ServiceAccount, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from integrations.scopes import EventType
 
 DELIVER_TASK = "integrations.tasks.deliver_webhook"
@@ -18,17 +21,53 @@ def event_id_make() -> str:
     return f"evt_{secrets.token_hex(12)}"
 
 
-def endpoints_for(*, event_type: str, merchant_id: int):
-    """Return the active endpoints of usable service accounts that see `merchant_id` and
-    want `event_type`."""
+def _endpoints_seeing(merchant_id):
     now = timezone.now()
-    endpoints = WebhookEndpoint.objects.filter(
+    return WebhookEndpoint.objects.filter(
         active=True,
         account__revoked_at__isnull=True,
     ).filter(
         Q(account__expires_at__isnull=True) | Q(account__expires_at__gt=now),
         Q(account__all_merchants=True) | Q(account__merchants__id=merchant_id),
     )
+
+
+def endpoints_exist(merchant_column: str) -> RawSQL:
+    """Whether any active endpoint of a usable service account sees the merchant in
+    `merchant_column` (a qualified column of the annotated query, `core.sql.column`), as an
+    annotation: a caller that loads the merchant's key anyway learns in the same query that it
+    can skip `event_emit` (most merchants have none). The same rule as `endpoints_for`'s."""
+    return RawSQL(  # noqa: S611  values are parameters
+        _endpoints_seeing_sql(merchant_column), (timezone.now(),), output_field=BooleanField()
+    )
+
+
+@functools.cache
+def _endpoints_seeing_sql(merchant_column: str) -> str:
+    listed = ServiceAccount.merchants.through
+
+    def endpoint(field):
+        return column(WebhookEndpoint, field, "endpoint")
+
+    def account(field):
+        return column(ServiceAccount, field, "account")
+
+    return (
+        f"EXISTS (SELECT 1 FROM {table(WebhookEndpoint)} AS {quoted('endpoint')} "  # noqa: S608  names from the models
+        f"JOIN {table(ServiceAccount)} AS {quoted('account')} "
+        f"ON {account('id')} = {endpoint('account')} "
+        f"WHERE {endpoint('active')} AND {account('revoked_at')} IS NULL "
+        f"AND ({account('expires_at')} IS NULL OR {account('expires_at')} > %s) "
+        f"AND ({account('all_merchants')} OR EXISTS (SELECT 1 FROM {table(listed)} AS "
+        f"{quoted('listed')} WHERE {column(listed, 'serviceaccount', 'listed')} = "
+        f"{account('id')} AND {column(listed, 'merchant', 'listed')} = {merchant_column})))"
+    )
+
+
+def endpoints_for(*, event_type: str, merchant_id: int):
+    """Return the active endpoints of usable service accounts that see `merchant_id` and
+    want `event_type`."""
+    endpoints = _endpoints_seeing(merchant_id)
     # The signing secret is not read here: one that cannot be decrypted must not fail the
     # key's submission or verification (its delivery reports it instead).
     endpoints = endpoints.distinct().defer("signing_secret")

@@ -82,10 +82,10 @@ def test_a_database_failure_while_recording_is_retried_without_asking_stripe_aga
     record = verification.locked_for_recording
     failures = [DatabaseOperationalError("the server closed the connection unexpectedly")]
 
-    def flaky(credential_id):
+    def flaky(credential_id, **questions):
         if failures:
             raise failures.pop()
-        return record(credential_id)
+        return record(credential_id, **questions)
 
     monkeypatch.setattr(verification, "locked_for_recording", flaky)
 

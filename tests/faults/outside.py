@@ -17,7 +17,7 @@ from tests.e2e.smtp_sink import ReceivedMail
 from tests.fake_stripe import FakeStripe, masked
 from tests.faults.services import free_port
 
-# The outbox's Message-ID (mail.services.message_id) names the outbox row it was sent from.
+# The outbox's Message-ID (mail.compose.message_id) names the outbox row it was sent from.
 _OUTBOX_ID = re.compile(r"<keyhouse\.(\d+)\.")
 
 

@@ -14,16 +14,15 @@ from django.utils import timezone
 from credentials.models import VerificationState
 from credentials.services.notifications import HELPDESK_REMINDER, credential_topic
 from mail import services
+from mail.compose import email_compose, message_id
 from mail.models import OutgoingEmail
 from mail.services import (
     EMAIL_SEND_LEASE,
-    email_compose,
     email_enqueue,
     email_send,
     emails_cancel,
     emails_enqueue,
     emails_send_due,
-    message_id,
     on_sent,
 )
 from tests.factories import CredentialFactory

@@ -12,7 +12,7 @@ from django.test import TestCase
 
 from credentials.models import VerificationState
 from credentials.services.notifications import mail_context
-from mail.services import email_compose
+from mail.compose import email_compose
 from teams.services.invitations import invitation_create
 from tests.factories import CredentialFactory, InvitationFactory, default_role
 
