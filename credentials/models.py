@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -74,6 +75,25 @@ class CredentialQuerySet(models.QuerySet):
 
     def active(self):
         return self.filter(lifecycle_state=LifecycleState.ACTIVE)
+
+
+# The helpdesk queue's ORDER BY (credentials.admin_queue), as its indexes must spell it.
+QUEUE_ORDER = (
+    models.Case(
+        models.When(
+            acknowledged_at__isnull=True,
+            lifecycle_state="active",
+            verification_state="rejected",
+            then=1,
+        ),
+        default=0,
+    ),
+    # ASC puts NULLs last in PostgreSQL, as the queue's order asks (SQLite has no NULLS LAST
+    # in an index).
+    "followup_due_at",
+    models.F("submitted_at").desc(),
+    models.F("id").desc(),
+)
 
 
 class Credential(models.Model):
@@ -203,6 +223,42 @@ class Credential(models.Model):
                 fields=["merchant", "provider", "mode", "lifecycle_state"],
                 name="cred_merchant_mode_state",
             ),
+            # The sweeps' due rows (credentials/services): each index holds only the keys its
+            # sweep may take, in the order it takes them, so a run reads the rows it handles
+            # and no others however many keys are stored.
+            models.Index(
+                fields=["followup_due_at", "id"],
+                condition=models.Q(acknowledged_at__isnull=True, lifecycle_state="active")
+                & ~models.Q(verification_state="rejected"),
+                name="cred_followup_due",
+            ),
+            models.Index(
+                # Since when a pending key waits for a worker (stale.py's PENDING_SINCE).
+                Coalesce("verification_next_attempt_at", "submitted_at"),
+                "id",
+                condition=models.Q(lifecycle_state="active", verification_state="pending"),
+                name="cred_pending_since",
+            ),
+            models.Index(
+                fields=["verification_claimed_at", "id"],
+                condition=models.Q(lifecycle_state="active", verification_state="verifying"),
+                name="cred_verifying_since",
+            ),
+            models.Index(
+                fields=["next_reverify_at", "id"],
+                condition=models.Q(
+                    lifecycle_state="active", verification_state__in=["verified", "unreachable"]
+                ),
+                name="cred_reverify_due",
+            ),
+            # A page of the helpdesk queue (waiting keys; "All keys") reads its rows in order
+            # from these instead of sorting every key that passes its filters.
+            models.Index(
+                *QUEUE_ORDER,
+                condition=models.Q(acknowledged_at__isnull=True, lifecycle_state="active"),
+                name="cred_waiting_queue_order",
+            ),
+            models.Index(*QUEUE_ORDER, name="cred_queue_order"),
         ]
         constraints = [
             # The same secret cannot be active twice for one merchant, provider and mode.

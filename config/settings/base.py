@@ -302,6 +302,9 @@ VERIFY_STALE_AFTER = env_duration_seconds("VERIFY_STALE_AFTER", default="150s")
 # due checks runs every REVERIFY_SWEEP_EVERY and spreads them over that interval.
 REVERIFY_EVERY = env_duration_seconds("REVERIFY_EVERY", default="1d")
 REVERIFY_SWEEP_EVERY = env_duration_seconds("REVERIFY_SWEEP_EVERY", default="10m")
+# The most checks one sweep queues: 2,000 every 10 minutes is 288,000 a day, room for about
+# three times the 100,000 active keys of a large installation (#15). Raise it beyond that.
+REVERIFY_SWEEP_LIMIT = env.int("REVERIFY_SWEEP_LIMIT", default=2000)
 # Mail that failed to send is tried again after this back-off, doubling up to an hour.
 EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=30.0)
 

@@ -17,7 +17,7 @@ from credentials.models import Credential, VerificationState
 from credentials.services.checking import REASONS, ask_provider, locked_for_recording
 from credentials.services.events import credential_event
 from credentials.services.flags import helpdesk_flags
-from credentials.services.lifecycle import SWEEP_LIMIT, next_reverification, verification_restart
+from credentials.services.lifecycle import next_reverification, verification_restart
 from credentials.services.notifications import (
     KeyEvent,
     key_event_notify,
@@ -42,7 +42,8 @@ class ReverifyOutcome(StrEnum):
 def reverifications_queue_due(*, now=None) -> int:
     """Queue the re-check of every active key that is due (verified keys daily, keys Stripe
     could not be reached for on their back-off), spread over the sweep interval so Stripe is
-    not asked about all of them at once. Return how many."""
+    not asked about all of them at once, at most REVERIFY_SWEEP_LIMIT per sweep (the next
+    sweep takes the rest). Return how many."""
     now = now or timezone.now()
     due = list(
         Credential.objects.active()
@@ -51,7 +52,7 @@ def reverifications_queue_due(*, now=None) -> int:
             next_reverify_at__lte=now,
         )
         .order_by("next_reverify_at", "pk")
-        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+        .values_list("pk", flat=True)[: settings.REVERIFY_SWEEP_LIMIT]
     )
     if not due:
         return 0

@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.refusals import Refused
 from credentials.models import Credential, LifecycleState, VerificationState
+from credentials.services import helpdesk
 from credentials.services.helpdesk import credential_acknowledge, followups_send_due
 from credentials.services.notifications import (
     HELPDESK_REMINDER,
@@ -233,6 +234,37 @@ def test_after_a_missed_reminder_the_next_is_due_followup_after_the_late_run(now
     assert followups_send_due(now=now + followup_after()) == 1
 
     assert reminders(credential).count() == 2
+
+
+def test_more_due_submissions_than_one_sweep_takes_are_each_reminded_once_over_runs(
+    now, monkeypatch
+):
+    monkeypatch.setattr(helpdesk, "SWEEP_BATCH", 2)
+    due = [decided_submission(due_at=now - timedelta(minutes=n)) for n in range(5)]
+
+    runs = [followups_send_due(now=now) for _ in range(4)]
+
+    assert runs == [2, 2, 1, 0]
+    assert_each_reminded_once(due)
+    # The longest overdue first.
+    assert reminded_pks() == [credential.pk for credential in reversed(due)]
+
+
+def test_a_reminder_stored_before_is_not_counted_again_and_the_others_are_stored(now):
+    reminded, other = decided_submission(due_at=now), decided_submission(due_at=now)
+    # Stored before under the key this sweep would use: the outbox stores a mail once.
+    OutgoingEmail.objects.create(
+        dedupe_key=f"reminder:{reminded.pk}:1",
+        kind=HELPDESK_REMINDER,
+        to=[settings.HELPDESK_EMAIL],
+        subject="Reminder 1",
+        topic=credential_topic(reminded.pk),
+    )
+
+    assert followups_send_due(now=now) == 1
+
+    assert reminders(reminded).count() == 1
+    assert reminders(other).count() == 1
 
 
 # Acknowledgement

@@ -205,6 +205,20 @@ def test_sweep_spreads_the_checks_over_its_interval(verify, sent_tasks, settings
     assert max(countdowns) < settings.REVERIFY_SWEEP_EVERY
 
 
+def test_sweep_queues_at_most_its_limit_the_longest_due_first(verify, sent_tasks, settings):
+    settings.REVERIFY_SWEEP_LIMIT = 2
+    now = timezone.now()
+    keys = [verify(fake_key("sk_test_"), merchant=MerchantFactory()) for _ in range(3)]
+    for minutes, credential in zip((10, 30, 20), keys, strict=True):
+        Credential.objects.filter(pk=credential.pk).update(
+            next_reverify_at=now - timedelta(minutes=minutes)
+        )
+
+    assert reverifications_queue_due(now=now) == 2
+
+    assert [args for _, args, _ in sent_tasks] == [(keys[1].pk,), (keys[2].pk,)]
+
+
 def test_sweep_with_nothing_due_queues_nothing(verified, sent_tasks):
     assert reverifications_queue_due() == 0
     assert sent_tasks == []

@@ -928,6 +928,43 @@ def test_decided_and_inactive_credentials_are_not_requeued(submit_key, settings,
     assert sent_tasks == []
 
 
+def test_more_stale_keys_than_one_sweep_takes_are_queued_once_each_the_longest_waiting_first(
+    submit_key, settings, sent_tasks, monkeypatch
+):
+    monkeypatch.setattr(stale_sweep, "SWEEP_LIMIT", 2)
+    now = timezone.now()
+
+    def waiting_since(minutes: int):
+        return now - timedelta(seconds=settings.VERIFY_STALE_AFTER, minutes=minutes)
+
+    def pending(minutes: int, **fields):
+        return submit_key(fake_key("sk_test_"), submitted_at=waiting_since(minutes), **fields)
+
+    def abandoned(minutes: int):
+        return pending(
+            60,
+            verification_next_attempt_at=waiting_since(60),
+            verification_state=VerificationState.VERIFYING,
+            verification_claimed_at=waiting_since(minutes),
+            verification_attempts=1,
+        )
+
+    # Pending since submission (never queued), pending after a lost retry, and claimed by
+    # workers that died: interleaved by how long each has waited.
+    keys = [
+        pending(50, verification_next_attempt_at=None),
+        abandoned(40),
+        pending(90, verification_next_attempt_at=waiting_since(30)),
+        abandoned(20),
+        pending(10, verification_next_attempt_at=None),
+    ]
+
+    runs = [verifications_requeue_stale(now=now) for _ in range(4)]
+
+    assert runs == [2, 2, 1, 0]
+    assert sent_tasks == [(VERIFY_TASK, (key.pk,)) for key in keys]
+
+
 def test_the_stale_sweep_never_puts_back_to_wait_a_key_revoked_while_it_runs(
     submit_key, owner, settings, monkeypatch
 ):
