@@ -1,4 +1,5 @@
-"""`manage.py rotate_encryption_key`: every stored secret moves to the first key, row by row.
+"""`manage.py rotate_encryption_key`: every stored secret moves to the first key, a batch of
+rows per statement and transaction.
 
 The operator's procedure (README, "Production"): list the new key first and keep the old one
 (FIELD_ENCRYPTION_KEY=NEW,OLD), run the command (resumable), then drop the old key; every
@@ -15,14 +16,21 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from encrypted_model_fields import fields as encrypted_fields
 
 from audit.models import AuditEvent
 from credentials.models import Credential, EncryptionCanary, LifecycleState
+from credentials.services import rotation
+from credentials.services.rotation import RowOutcome, encryption_key_rotate
+from integrations.scopes import Scope
+from integrations.services.accounts import service_account_create
 from tests.factories import CredentialFactory, fake_key
+from tests.fake_kashier import fake_payment_api_key
 
 OLD = Fernet.generate_key().decode()
 NEW = Fernet.generate_key().decode()
+NEWER = Fernet.generate_key().decode()
 FOREIGN = Fernet.generate_key().decode()
 
 
@@ -372,4 +380,246 @@ def test_rotation_never_goes_through_bulk_update(stored, use_keys, monkeypatch):
 
     rotate()
 
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+
+
+def test_the_command_says_how_long_it_took_and_how_fast_it_went(stored, use_keys):
+    stored(4)
+    use_keys(NEW, OLD)
+
+    output = rotate()
+
+    assert re.search(r"^Looked at 5 value\(s\) in \d+\.\d s \([\d,]+ per second\)\.$", output, re.M)
+
+
+class Terminal(StringIO):
+    def isatty(self):
+        return True
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place_and_shows_the_rate(stored, use_keys):
+    stored(3)
+    use_keys(NEW, OLD)
+    out = Terminal()
+
+    call_command("rotate_encryption_key", stdout=out)
+
+    assert re.search(r"\r\[#{30}\] 4/4 [\d,]+/s\n", out.getvalue()), out.getvalue()
+
+
+# Batches: one statement and one transaction for many rows
+
+
+@pytest.mark.parametrize("count", [5, 6, 7], ids=["before", "on", "after"])
+def test_every_row_is_rotated_whichever_side_of_a_batch_boundary_it_falls(stored, use_keys, count):
+    secrets = stored(count)
+    use_keys(NEW, OLD)
+
+    report = encryption_key_rotate(batch_size=3)
+
+    assert report.counts[RowOutcome.ROTATED] == count + 1
+    assert not report.stopped_early
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+
+
+def test_each_batch_is_written_back_in_a_single_statement(stored, use_keys):
+    stored(7)
+    use_keys(NEW, OLD)
+
+    with CaptureQueriesContext(connection) as queries:
+        encryption_key_rotate(batch_size=3)
+
+    updates = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"].upper()]
+    # Seven credentials in batches of three, and the canary.
+    assert len(updates) == 4
+    assert all(sql.startswith("WITH rotation") for sql in updates)
+
+
+def test_the_number_of_queries_grows_with_batches_not_rows(stored, use_keys):
+    stored(3)
+    use_keys(NEW, OLD)
+    with CaptureQueriesContext(connection) as few:
+        encryption_key_rotate(batch_size=100)
+    use_keys(OLD)
+    stored(60)
+    use_keys(NEWER, NEW, OLD)
+
+    with CaptureQueriesContext(connection) as many:
+        report = encryption_key_rotate(batch_size=100)
+
+    assert report.counts[RowOutcome.ROTATED] == 64
+    assert len(many) == len(few)
+
+
+def test_a_limit_inside_a_batch_rotates_exactly_that_many_rows(stored, use_keys):
+    secrets = stored(10)
+    pks = sorted(secrets)
+    use_keys(NEW, OLD)
+
+    report = encryption_key_rotate(limit=5, batch_size=3)
+
+    assert report.counts[RowOutcome.ROTATED] == 5
+    assert report.stopped_early
+    assert rotated_pks(pks) == set(pks[:5])
+
+
+def test_undecryptable_rows_are_named_whichever_batch_they_fall_in(stored, use_keys):
+    secrets = stored(7)
+    pks = sorted(secrets)
+    bad = [pks[1], pks[5]]
+    for pk in bad:
+        write_raw_secret(pk, Fernet(FOREIGN).encrypt(secrets[pk].encode()).decode())
+    use_keys(NEW, OLD)
+
+    report = encryption_key_rotate(batch_size=3)
+
+    assert report.undecryptable == [f"credentials.Credential {pk}" for pk in bad]
+    assert report.counts[RowOutcome.ROTATED] == 6
+    assert rotated_pks(pks) == set(pks) - set(bad)
+
+
+def test_every_encrypted_column_moves_to_the_new_key(stored, use_keys, merchant):
+    secrets = stored(2)
+    payment_api_key = fake_payment_api_key()
+    kashier = CredentialFactory(merchant=merchant, provider="kashier", extra_secret=payment_api_key)
+    secrets[kashier.pk] = kashier.secret
+    account, _, signing_secret = service_account_create(
+        name="pos-backend",
+        scopes=[Scope.CREDENTIALS_READ],
+        merchants=[merchant],
+        webhook_url="https://pos.example.test/keyhouse",
+        actor=None,
+    )
+    use_keys(NEW, OLD)
+
+    output = rotate()
+
+    # Three secrets, a Payment API key, a webhook signing secret and the canary.
+    assert "Re-encrypted 6 value(s); 0 already used the first key" in output
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+    assert Credential.objects.get(pk=kashier.pk).extra_secret == payment_api_key
+    assert account.endpoints.get().signing_secret == signing_secret
+
+
+# Rows changed by someone else between the rotation's read and its write
+
+
+class Crash(Exception):
+    """The process dies (a deploy, an out-of-memory kill) in the middle of a batch."""
+
+
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """Return a function that makes `change()` happen once, after the rotation has read the
+    row `pk` and before it writes the row back."""
+
+    def arrange(pk, change):
+        read = raw_column(Credential, "secret", pk)
+        original = rotation.value_reencrypt
+
+        def reencrypt_then_change(token, fernets):
+            nonlocal read
+            result = original(token, fernets)
+            if token == read:
+                read = None
+                change()
+            return result
+
+        monkeypatch.setattr(rotation, "value_reencrypt", reencrypt_then_change)
+
+    return arrange
+
+
+def test_a_secret_saved_meanwhile_is_not_overwritten_with_stale_ciphertext(
+    stored, use_keys, meanwhile
+):
+    secrets = stored(6)
+    pk = sorted(secrets)[3]
+    use_keys(NEW, OLD)
+    replacement = fake_key("sk_test_")
+    saved = {}
+
+    def save():
+        credential = Credential.objects.get(pk=pk)
+        credential.secret = replacement
+        credential.save(update_fields=["secret"])
+        saved["token"] = raw_column(Credential, "secret", pk)
+
+    meanwhile(pk, save)
+
+    report = encryption_key_rotate(batch_size=4)
+
+    assert raw_column(Credential, "secret", pk) == saved["token"]
+    assert report.counts[RowOutcome.ROTATED] == 6
+    assert report.counts[RowOutcome.CURRENT] == 1
+    secrets[pk] = replacement
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+
+
+def test_a_secret_saved_meanwhile_by_a_process_on_the_old_key_is_rotated_as_saved(
+    stored, use_keys, meanwhile
+):
+    secrets = stored(6)
+    pk = sorted(secrets)[0]
+    use_keys(NEW, OLD)
+    replacement = fake_key("sk_live_")
+    meanwhile(pk, lambda: write_raw_secret(pk, Fernet(OLD).encrypt(replacement.encode()).decode()))
+
+    report = encryption_key_rotate(batch_size=4)
+
+    assert report.counts[RowOutcome.ROTATED] == 7
+    secrets[pk] = replacement
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+
+
+def test_a_secret_erased_meanwhile_stays_erased(stored, use_keys, meanwhile):
+    secrets = stored(5)
+    pk = sorted(secrets)[2]
+    use_keys(NEW, OLD)
+    meanwhile(
+        pk,
+        lambda: Credential.objects.filter(pk=pk).update(
+            secret=None, lifecycle_state=LifecycleState.REVOKED
+        ),
+    )
+
+    output = rotate()
+
+    assert "Re-encrypted 5 value(s); 0 already used the first key; 1 were erased meanwhile" in (
+        output
+    )
+    assert raw_column(Credential, "secret", pk) is None
+    del secrets[pk]
+    assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
+
+
+def test_a_run_that_dies_mid_batch_keeps_the_batches_written_and_resumes_after_them(
+    stored, use_keys, monkeypatch
+):
+    secrets = stored(10)
+    pks = sorted(secrets)
+    use_keys(NEW, OLD)
+    original = rotation.value_reencrypt
+    calls = 0
+
+    def dies_at_the_sixth_row(token, fernets):
+        nonlocal calls
+        calls += 1
+        if calls == 6:
+            raise Crash
+        return original(token, fernets)
+
+    monkeypatch.setattr(rotation, "value_reencrypt", dies_at_the_sixth_row)
+    with pytest.raises(Crash):
+        encryption_key_rotate(batch_size=4)
+
+    # The first batch was written; nothing of the second.
+    assert rotated_pks(pks) == set(pks[:4])
+    tokens = {pk: raw_column(Credential, "secret", pk) for pk in pks[:4]}
+
+    report = encryption_key_rotate(batch_size=4)
+
+    assert report.counts[RowOutcome.CURRENT] == 4
+    assert report.counts[RowOutcome.ROTATED] == 7
+    assert {pk: raw_column(Credential, "secret", pk) for pk in pks[:4]} == tokens
     assert_everything_decrypts_with_the_new_key_alone(secrets, use_keys)
