@@ -190,6 +190,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 _EMAIL_ALIASES = {"console": "consolemail://", "console://": "consolemail://"}
 _email_url = env("EMAIL_URL", default="console")
 vars().update(env.email_url_config(_EMAIL_ALIASES.get(_email_url, _email_url)))
+# A mail server that stops answering must not hold a worker thread for ever (the threads
+# pool enforces no task time limit): the send fails and is retried.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Keyhouse <keyhouse@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 HELPDESK_EMAIL = env("HELPDESK_EMAIL", default="helpdesk@keyhouse.invalid")

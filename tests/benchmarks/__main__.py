@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-SECTIONS = ("portal", "pipeline", "ceiling")
+SECTIONS = ("cost", "portal", "pipeline", "ceiling", "pages", "sweeps", "rotation")
 
 
 def main(argv: list[str]) -> int:
