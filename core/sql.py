@@ -4,6 +4,8 @@ CPU to resolve and compile, more than the query itself (docs/benchmarks.md, "Cos
 verification"); written once, it costs nothing. Names come from the models, so a renamed
 table or column is followed."""
 
+import functools
+
 from django.db import connection
 
 
@@ -14,6 +16,11 @@ def quoted(name: str) -> str:
 def table(model) -> str:
     """Return `model`'s table, quoted."""
     return quoted(model._meta.db_table)
+
+
+def columns_of(model, alias: str = ""):
+    """Return `column` for `model` under `alias`, as a function of the field's name."""
+    return functools.partial(column, model, alias=alias)
 
 
 def column(model, field: str, alias: str = "") -> str:

@@ -22,7 +22,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from core.sql import column, quoted, table
+from core.sql import columns_of, quoted, table
 from mail.compose import email_compose, mime_message
 from mail.models import OutgoingEmail
 
@@ -72,9 +72,7 @@ def unsent_mail_exists(topic_sql: str) -> RawSQL:
 
 @functools.cache
 def _unsent_sql(topic_sql: str) -> str:
-    def mail(field):
-        return column(OutgoingEmail, field, "mail")
-
+    mail = columns_of(OutgoingEmail, "mail")
     return (
         f"EXISTS (SELECT 1 FROM {table(OutgoingEmail)} AS {quoted('mail')} "  # noqa: S608  names from the models
         f"WHERE {mail('state')} = '{OutgoingEmail.State.PENDING}' "

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 
-from core.sql import column, quoted, table
+from core.sql import column, columns_of, quoted, table
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
 from credentials.services.checking import UNDECRYPTABLE
 
@@ -30,12 +30,7 @@ def flag_questions(*, account_id: str | None = None) -> dict[str, RawSQL]:
 
 @functools.cache
 def _active_elsewhere() -> str:
-    def other(field):
-        return column(Credential, field, "other")
-
-    def this(field):
-        return column(Credential, field)
-
+    other, this = columns_of(Credential, "other"), columns_of(Credential)
     return (
         f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('other')} "  # noqa: S608  names from the models
         f"WHERE {other('lifecycle_state')} = '{LifecycleState.ACTIVE}' "
@@ -48,12 +43,7 @@ def _active_elsewhere() -> str:
 def _other_mode_account(account: str) -> str:
     """The question, comparing with `account` (the stored column, or a parameter)."""
 
-    def other(field):
-        return column(Credential, field, "other")
-
-    def this(field):
-        return column(Credential, field)
-
+    other, this = columns_of(Credential, "other"), columns_of(Credential)
     return (
         f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('other')} "  # noqa: S608  names from the models
         f"WHERE {other('lifecycle_state')} = '{LifecycleState.ACTIVE}' "

@@ -17,7 +17,7 @@ from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
 from core.queue import enqueue
 from core.redaction import contains_secret
-from core.sql import column, quoted, table
+from core.sql import columns_of, quoted, table
 from core.validators import refuse_control_characters
 from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.events import credential_event, credentials_superseded_event
@@ -157,12 +157,7 @@ def older_in_slot_exists() -> RawSQL:
 
 @functools.cache
 def _older_in_slot() -> str:
-    def older(field):
-        return column(Credential, field, "older")
-
-    def this(field):
-        return column(Credential, field)
-
+    older, this = columns_of(Credential, "older"), columns_of(Credential)
     return (
         f"EXISTS (SELECT 1 FROM {table(Credential)} AS {quoted('older')} "  # noqa: S608  names from the models
         f"WHERE {older('lifecycle_state')} = '{LifecycleState.ACTIVE}' "

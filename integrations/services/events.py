@@ -10,7 +10,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from core.sql import column, quoted, table
+from core.sql import column, columns_of, quoted, table
 from integrations.models import ServiceAccount, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from integrations.scopes import EventType
 
@@ -46,12 +46,8 @@ def endpoints_exist(merchant_column: str) -> RawSQL:
 def _endpoints_seeing_sql(merchant_column: str) -> str:
     listed = ServiceAccount.merchants.through
 
-    def endpoint(field):
-        return column(WebhookEndpoint, field, "endpoint")
-
-    def account(field):
-        return column(ServiceAccount, field, "account")
-
+    endpoint = columns_of(WebhookEndpoint, "endpoint")
+    account = columns_of(ServiceAccount, "account")
     return (
         f"EXISTS (SELECT 1 FROM {table(WebhookEndpoint)} AS {quoted('endpoint')} "  # noqa: S608  names from the models
         f"JOIN {table(ServiceAccount)} AS {quoted('account')} "
