@@ -5,6 +5,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models.constants import LOOKUP_SEP
 from encrypted_model_fields.fields import EncryptedMixin
 
+from core.paginators import EstimatedCountPaginator
 from core.validators import SecretFreeTextMixin
 
 # Columns that must never narrow a list: each answer to "does any row start with …?" would
@@ -67,3 +68,14 @@ class ReadOnlyModelAdmin(GuardedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class LargeListMixin:
+    """An admin list over a table that grows to millions of rows (keys, audit events, mail,
+    merchants and their people): it never counts the whole table, estimates the count of a
+    large selection instead of reading every row of it, and shows no facet counts (each
+    would be another count per filter choice)."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER

@@ -12,7 +12,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import ngettext
 
 from audit.refusals import holds
-from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
+from core.admin import GuardedAdminMixin, LargeListMixin, ReadOnlyModelAdmin
 from credentials.admin_queue import (
     FOLLOWUP_NULLS_LAST,
     WAITING_FOR_MERCHANT_LAST,
@@ -22,6 +22,7 @@ from credentials.admin_queue import (
     relative_due,
     short_outcome,
 )
+from credentials.admin_search import RelatedFirstSearchMixin
 from credentials.admin_views import KeyActionViewsMixin
 from credentials.models import Credential, EncryptionCanary, VerificationState
 from credentials.services.helpdesk import credential_acknowledge
@@ -59,7 +60,13 @@ class CredentialAdminForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
+class CredentialAdmin(
+    KeyActionViewsMixin,
+    RelatedFirstSearchMixin,
+    LargeListMixin,
+    GuardedAdminMixin,
+    admin.ModelAdmin,
+):
     form = CredentialAdminForm
     change_form_template = "admin/credentials/credential/change_form.html"
     # The columns an agent decides by, narrow enough for 1280 pixels beside the filters.
@@ -85,12 +92,14 @@ class CredentialAdmin(KeyActionViewsMixin, GuardedAdminMixin, admin.ModelAdmin):
     actions = ("acknowledge_selected",)
     list_select_related = ("merchant", "acknowledged_by")
     search_fields = ("merchant__name", "merchant__slug", "secret_hint", "account_id")
-    date_hierarchy = "submitted_at"
+    # Merchants are looked up first, then their keys (admin_search.py): indexed both ways.
+    search_related = "merchant"
+    # No date_hierarchy: its year links read the submission date of every key the filters
+    # pass (a million for "All keys") on each page view; the queue is worked by its filters.
     # The helpdesk's queue: what is due for a follow-up first, then the newest; keys only the
     # merchant can fix after those.
     ordering = (WAITING_FOR_MERCHANT_LAST, FOLLOWUP_NULLS_LAST["followup_due_at"], "-submitted_at")
     list_per_page = 50
-    show_full_result_count = False
     # The portal's key page is for the merchant's members: staff would get a 404 there.
     view_on_site = False
     # `secret` is excluded explicitly as well as being non-editable: it must never become a

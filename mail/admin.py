@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from core.admin import ReadOnlyModelAdmin
+from core.admin import LargeListMixin, ReadOnlyModelAdmin
 from mail.models import OutgoingEmail
 
 # What each kind of mail is, in words: the outbox knows nothing of what its mail is about, so
@@ -32,7 +32,7 @@ class KindFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutgoingEmail)
-class OutgoingEmailAdmin(ReadOnlyModelAdmin):
+class OutgoingEmailAdmin(LargeListMixin, ReadOnlyModelAdmin):
     """Mail the system sent or is trying to send, so operators can see what is stuck."""
 
     list_display = (

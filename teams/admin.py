@@ -16,7 +16,7 @@ from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db import models
 from django.db.models import Count, Q
 
-from core.admin import GuardedAdminMixin, ReadOnlyModelAdmin
+from core.admin import GuardedAdminMixin, LargeListMixin, ReadOnlyModelAdmin
 from merchants.models import Integration, Merchant
 from merchants.services import PROFILE_FIELDS, STAFF_FIELDS, merchant_update_profile
 from teams.models import Invitation, Membership, Role, User
@@ -37,7 +37,7 @@ class EmailUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(GuardedAdminMixin, DjangoUserAdmin):
+class UserAdmin(LargeListMixin, GuardedAdminMixin, DjangoUserAdmin):
     """Accounts. Saved through `user_save_by_staff`: audited, and only a superuser changes
     privileges. Never deleted here: deactivate an account instead, which keeps who did what
     in the audit trail."""
@@ -94,7 +94,7 @@ class RoleAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyModelAdmin):
+class MembershipAdmin(LargeListMixin, ReadOnlyModelAdmin):
     """Who belongs to which merchant with which role. Changed in the portal only, where the
     team rules apply (the last Owner stays, nobody grants more than they hold)."""
 
@@ -106,7 +106,7 @@ class MembershipAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyModelAdmin):
+class InvitationAdmin(LargeListMixin, ReadOnlyModelAdmin):
     """Invitations are sent and revoked from the portal, where the team rules apply; the
     admin shows them. Deleting one would bypass the revocation's audit event and erase who
     invited whom."""
@@ -164,7 +164,7 @@ class MerchantAddForm(forms.ModelForm):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(GuardedAdminMixin, admin.ModelAdmin):
+class MerchantAdmin(LargeListMixin, GuardedAdminMixin, admin.ModelAdmin):
     """Merchants. Created with their first Owner and edited through the merchant services
     (audited, with the staff member as the actor); never deleted (their keys' history stays)."""
 

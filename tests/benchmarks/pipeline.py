@@ -2,10 +2,10 @@
 
 Keys are submitted through the real submit view with Django's test client, which queues the
 verification on commit on the Redis broker. Real Celery workers as README deploys them (one
-per core, `celery worker --pool threads --concurrency C / cores` each) ask the fake Stripe, which answers each request
-after the injected latency L, and sends the outcome mails, right after committing the outcome,
-to an SMTP sink. The fake Stripe and the sink stand for the world outside the machine and run
-in a third process (tests/benchmarks/outside.py).
+per core, `celery worker --pool threads --concurrency C / cores` each) ask the fake Stripe,
+which answers each request after the injected latency L, and send the outcome mails, right
+after committing the outcome, to an SMTP sink. The fake Stripe and the sink stand for the
+world outside the machine and run in a third process (tests/benchmarks/outside.py).
 
 Each latency gets two runs: a backlog (every submission queued while the warmed-up worker
 is paused, then the worker resumed) measures how many verifications per second the worker

@@ -37,9 +37,15 @@ def plans_of_selects(sweep) -> list[str]:
 @pytest.mark.parametrize(
     ("sweep", "indexes"),
     [
-        (followups_send_due, ["cred_followup_due"]),
-        (verifications_requeue_stale, ["cred_pending_since", "cred_verifying_since"]),
-        (reverifications_queue_due, ["cred_reverify_due"]),
+        # The helpdesk queue's index of waiting keys serves it too; which of the two the
+        # planner prefers on a table of a few rows depends on the statistics other tests
+        # left (at scale it takes the sweep's own: `make bench` records the plan).
+        (followups_send_due, [("cred_followup_due", "cred_waiting_queue_order")]),
+        (
+            verifications_requeue_stale,
+            [("cred_pending_since",), ("cred_verifying_since",)],
+        ),
+        (reverifications_queue_due, [("cred_reverify_due",)]),
     ],
     ids=["follow-ups", "stale verifications", "re-verifications"],
 )
@@ -49,5 +55,6 @@ def test_each_sweep_finds_its_due_keys_through_its_partial_index(sweep, indexes)
     plans = plans_of_selects(sweep)
 
     assert len(plans) == len(indexes)
-    for plan, index in zip(plans, indexes, strict=True):
-        assert f" {index} " in plan, plan
+    for plan, names in zip(plans, indexes, strict=True):
+        assert any(f" {name} " in plan for name in names), plan
+        assert "Seq Scan on credentials_credential" not in plan, plan
