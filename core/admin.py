@@ -1,6 +1,7 @@
 """What the apps' admin classes share."""
 
 from django.contrib import admin
+from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models.constants import LOOKUP_SEP
 from encrypted_model_fields.fields import EncryptedMixin
@@ -79,3 +80,14 @@ class LargeListMixin:
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # The page asked for: the paginator counts up to a cap past its start, so that the
+        # links always lead on while rows remain (Django's ChangeList reads the same `p`).
+        try:
+            page_asked = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            page_asked = 1
+        return self.paginator(
+            queryset, per_page, orphans, allow_empty_first_page, page_asked=page_asked
+        )

@@ -83,10 +83,16 @@ WAITING_FOR_MERCHANT_LAST = Case(
 
 class CredentialChangeList(ChangeList):
     def get_ordering(self, request, queryset):
-        return [
+        ordering = [
             FOLLOWUP_NULLS_LAST.get(field, field) if isinstance(field, str) else field
             for field in super().get_ordering(request, queryset)
         ]
+        if request.GET.get(QueueFilter.parameter_name) == "overdue":
+            # No overdue key waits for the merchant: without the sort key that is the same
+            # for all of them, the page follows the follow-up index in order instead of
+            # sorting every overdue key (#15).
+            ordering = [field for field in ordering if field is not WAITING_FOR_MERCHANT_LAST]
+        return ordering
 
 
 RETIRED = {LifecycleState.SUPERSEDED: "replaced", LifecycleState.REVOKED: "revoked"}

@@ -262,6 +262,22 @@ def test_waiting_queue_lists_the_overdue_first_and_what_waits_for_the_merchant_l
     assert order[-1] == keys["rejected"].pk
 
 
+def test_overdue_filter_lists_the_longest_overdue_first(agent_client, keys, merchant, owner, now):
+    # Its page follows the follow-up index without the queue's first sort key (#15): the
+    # order an agent sees must not change for it.
+    longer = CredentialFactory(
+        merchant=merchant,
+        submitted_by=owner,
+        mode=Mode.LIVE,
+        verification_state=VerificationState.VERIFIED,
+        followup_due_at=now - timedelta(hours=5),
+    )
+
+    order = listed(agent_client.get(CREDENTIALS, {"acknowledged": "overdue"}))
+
+    assert order == [longer.pk, keys["overdue"].pk]
+
+
 def test_merchant_member_asking_for_the_queue_is_sent_to_the_admin_login(owner_client, keys):
     response = owner_client.get(CREDENTIALS)
 

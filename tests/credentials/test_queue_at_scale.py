@@ -3,11 +3,14 @@
 and reads each page in order from its indexes instead of sorting every key."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from core import paginators
 from core.paginators import EstimatedCountPaginator, planner_row_estimate
@@ -164,3 +167,113 @@ def test_retired_keys_stay_out_of_the_waiting_count_on_the_admin_home(agent_clie
 
     assert "Keys: 3 waiting" in text
     assert Credential.objects.exclude(lifecycle_state=LifecycleState.ACTIVE).count() == 2
+
+
+@pytest.fixture
+def small_cap(monkeypatch):
+    """A count cap of 3 and pages of 2 rows: the queue's behaviour past the cap, with 5 keys."""
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_up_to", 3)
+    monkeypatch.setattr(admin.site.get_model_admin(Credential), "list_per_page", 2)
+
+
+@pytest.fixture
+def waiting_keys(merchant, owner):
+    return CredentialFactory.create_batch(
+        5, merchant=merchant, submitted_by=owner, verification_state=VerificationState.VERIFIED
+    )
+
+
+def count_sql(client, address) -> list[str]:
+    return [sql for sql in sql_of(client, address) if "COUNT(" in sql.upper()]
+
+
+def test_filtered_queue_with_more_keys_than_the_cap_says_more_than_and_paginates(
+    agent_client, waiting_keys, small_cap
+):
+    response = agent_client.get(CREDENTIALS)
+
+    paginator = response.context["cl"].paginator
+    assert paginator.count_is_lower_bound
+    assert "more than 3 credentials" in page_text(response)
+    assert len(response.context["cl"].result_list) == 2
+    assert 'href="?p=2"' in response.content.decode()
+    # Further on, the cap is counted past the page asked for: the last page is exact.
+    last = agent_client.get(CREDENTIALS + "?p=3")
+    assert len(last.context["cl"].result_list) == 1
+    assert "5 credentials" in page_text(last)
+
+
+def test_filtered_queue_with_no_more_keys_than_the_cap_counts_them_exactly(
+    agent_client, keys, small_cap
+):
+    response = agent_client.get(CREDENTIALS)  # the three waiting keys
+
+    assert response.context["cl"].result_count == 3
+    assert not response.context["cl"].paginator.count_is_estimate
+    assert "3 credentials" in page_text(response)
+    assert "more than" not in page_text(response)
+
+
+def test_queue_counts_no_more_rows_than_the_cap_and_in_no_order(
+    agent_client, waiting_keys, small_cap
+):
+    (count,) = count_sql(agent_client, CREDENTIALS)
+
+    # Three rows and one more, past no page: page 1.
+    assert re.search(r"\bLIMIT 4\b", count)
+    assert "ORDER BY" not in count.upper()
+    (count_on_page_3,) = count_sql(agent_client, CREDENTIALS + "?p=3")
+    assert re.search(r"\bLIMIT 8\b", count_on_page_3)
+
+
+def test_a_page_past_the_end_of_an_estimated_list_is_empty_not_an_error(
+    agent_client, keys, small_cap, monkeypatch
+):
+    monkeypatch.setattr(paginators, "planner_row_estimate", lambda queryset: 1_000_000)
+
+    response = agent_client.get(ALL_KEYS + "&p=100")
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+    assert "about 1000000 credentials" in page_text(response)
+
+
+def test_a_page_past_a_counted_end_redirects_to_the_list_as_django_does(
+    agent_client, waiting_keys, small_cap
+):
+    response = agent_client.get(CREDENTIALS + "?p=9")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+@pytest.fixture
+def filtered_keys(merchant, owner):
+    """A waiting key of each kind the queue's filters pick out: overdue, rejected, flagged."""
+    past = timezone.now() - timedelta(hours=1)
+    waiting = {"merchant": merchant, "submitted_by": owner}
+    return [
+        CredentialFactory(**waiting, verification_state="verified", followup_due_at=past),
+        CredentialFactory(**waiting, verification_state="rejected", followup_due_at=past),
+        CredentialFactory(**waiting, verification_state="verified", helpdesk_flags=["x"]),
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ("?acknowledged=merchant", "cred_merchant_queue_order"),
+        ("?flagged=yes", "cred_flagged_queue_order"),
+    ],
+)
+def test_queue_filter_pages_read_in_order_from_their_own_index(
+    agent_client, keys, filtered_keys, query, index
+):
+    changelist = agent_client.get(CREDENTIALS + query).context["cl"]
+
+    plan = plan_of(changelist.queryset[:50])
+
+    assert len(changelist.result_list) == 1
+    assert f"Index Scan using {index}" in plan
+    assert "Sort" not in plan
