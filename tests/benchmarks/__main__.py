@@ -17,7 +17,13 @@ def main(argv: list[str]) -> int:
 
     django.setup()
 
-    from tests.benchmarks.harness import broker_queue, targets_table, test_database, write_report
+    from tests.benchmarks.harness import (
+        broker_queue,
+        section_database,
+        targets_table,
+        test_database,
+        write_report,
+    )
 
     unknown = [name for name in argv if name not in SECTIONS]
     if unknown:
@@ -26,10 +32,11 @@ def main(argv: list[str]) -> int:
     chosen = argv or SECTIONS
     sections = []
     with test_database(), broker_queue():
-        for name in chosen:
+        for index, name in enumerate(chosen):
             module = importlib.import_module(f"tests.benchmarks.{name}")
             print(f"bench: {module.__name__} …", flush=True)
-            sections.append(module.run())
+            with section_database(index):
+                sections.append(module.run())
     if argv:
         print("\n".join(targets_table(sections)))
         for section in sections:
