@@ -1,8 +1,8 @@
 """The verification pipeline: submissions through the view, a Celery worker, Stripe, mail.
 
 Keys are submitted through the real submit view with Django's test client, which queues the
-verification on commit on the Redis broker. Real Celery workers as README deploys them (one
-per core, `celery worker --pool threads --concurrency C / cores` each) ask the fake Stripe,
+verification on commit on the Redis broker. Real Celery workers as README deploys them (two
+per core, `celery worker --pool threads --concurrency 2` each for C = 8) ask the fake Stripe,
 which answers each request after the injected latency L, and send the outcome mails, right
 after committing the outcome, to an SMTP sink. The fake Stripe and the sink stand for the
 world outside the machine and run in a third process (tests/benchmarks/outside.py).
@@ -47,10 +47,10 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 # BENCH_C and BENCH_L (latencies in seconds, comma-separated) change them for exploring; the
 # report says which were used.
 CONCURRENCY = int(os.environ.get("BENCH_C", "8"))
-# The workers README recommends for production: one process per core, each with C / cores
-# threads. BENCH_POOL=prefork and BENCH_PROCESSES=1 measure the alternatives.
+# The workers README recommends for production: two processes per core, C / processes threads
+# each. BENCH_POOL=prefork and BENCH_PROCESSES=1 measure the alternatives.
 POOL = os.environ.get("BENCH_POOL", "threads")
-PROCESSES = int(os.environ.get("BENCH_PROCESSES", str(os.cpu_count() or 1)))
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", str(2 * (os.cpu_count() or 1))))
 LATENCIES = tuple(float(v) for v in os.environ.get("BENCH_L", "0.2,0.5").split(","))
 SUBMISSIONS = scaled(400, least=40)
 BASELINE_SUBMISSIONS = scaled(50, least=20)
@@ -725,7 +725,7 @@ def _worker_description() -> str:
     return (
         f"C = {CONCURRENCY} worker {unit} in {PROCESSES} worker process(es) (`celery worker "
         f"--pool {POOL} --concurrency {CONCURRENCY // PROCESSES}` each: README's production "
-        "setting, one worker per core, unless BENCH_POOL or BENCH_PROCESSES say otherwise"
+        "setting, two workers per core, unless BENCH_POOL or BENCH_PROCESSES say otherwise"
     )
 
 
