@@ -50,7 +50,19 @@ def time_zone_for_addresses(addresses, *, fallback: str = "") -> str:
         .exclude(time_zone="")
         .values_list("time_zone", flat=True)
     )
-    if len(zones) == 1 and is_time_zone(zone := zones.pop()):
+    return _shared_zone(zones, fallback)
+
+
+def time_zone_for_account(user, *, fallback: str = "") -> str:
+    """Return the zone to write a mail to `user` alone in: what `time_zone_for_addresses`
+    returns for their address, from the account the caller has already loaded (no query)."""
+    if user.email.lower() == settings.HELPDESK_EMAIL.lower():
+        return helpdesk_time_zone()
+    return _shared_zone({user.time_zone} - {""}, fallback)
+
+
+def _shared_zone(zones: set[str], fallback: str) -> str:
+    if len(zones) == 1 and is_time_zone(zone := next(iter(zones))):
         return zone
     return fallback or settings.TIME_ZONE
 

@@ -51,8 +51,8 @@ def ask_provider(credential: Credential) -> Answer:
 
 def locked_for_recording(credential_id: int, **questions) -> Credential:
     """Return the credential locked for recording what the provider said, with what its mails
-    need; the secret is not read. `questions` (annotations of the key's row: Exists
-    expressions) are answered in the same query."""
+    need; the secret is not read. `questions` (annotations of the key's row: EXISTS
+    subqueries) are answered in the same query."""
     return (
         # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
         Credential.objects.select_for_update(of=("self",))

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
-from core.moments import is_time_zone
 from core.sql import column
 from credentials.models import Credential
 from mail.compose import email_compose
 from mail.models import OutgoingEmail
 from mail.services import emails_enqueue, unsent_mail_exists
+from teams.time_zones import time_zone_for_account
 
 
 class KeyEvent(StrEnum):
@@ -137,7 +137,7 @@ def _submitter_zone(credential: Credential, to: list[str]) -> str:
     submitter = credential.submitted_by
     if submitter is None or list(to) != [submitter.email]:
         return ""
-    return submitter.time_zone if is_time_zone(submitter.time_zone) else settings.TIME_ZONE
+    return time_zone_for_account(submitter)
 
 
 def unsent_mail_about_key() -> RawSQL:

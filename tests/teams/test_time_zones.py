@@ -16,7 +16,7 @@ from credentials.services.notifications import KeyEvent, key_event_notify
 from teams.models import Membership
 from teams.services import invitation_create
 from teams.services.time_zones import user_time_zone_set
-from teams.time_zones import time_zone_for_addresses
+from teams.time_zones import time_zone_for_account, time_zone_for_addresses
 from tests.factories import CredentialFactory, UserFactory, default_role
 from tests.helpers import merchant_url, page_text, reload
 
@@ -282,3 +282,29 @@ def test_an_invitation_to_a_new_address_is_written_in_the_inviters_zone(
     [mail] = mailoutbox
     assert expected.endswith(("CET", "CEST"))
     assert expected in mail.body
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [("Europe/Berlin", "Europe/Berlin"), ("", "UTC"), ("Mars/Olympus_Mons", "UTC")],
+)
+def test_the_zone_of_mail_to_one_account_is_its_address_zone_without_a_query(
+    owner, zone, expected, django_assert_num_queries
+):
+    """The worker writes the submitter's mail in the zone of the account it loaded with the
+    key: the same zone the address lookup gives."""
+    owner.time_zone = zone
+    owner.save(update_fields=["time_zone"])
+
+    with django_assert_num_queries(0):
+        from_account = time_zone_for_account(owner)
+
+    assert from_account == time_zone_for_addresses([owner.email]) == expected
+
+
+def test_mail_to_the_helpdesk_account_is_in_the_helpdesk_zone(owner, settings):
+    settings.HELPDESK_EMAIL = owner.email
+    settings.HELPDESK_TIME_ZONE = "America/New_York"
+
+    assert time_zone_for_account(owner) == time_zone_for_addresses([owner.email])
+    assert time_zone_for_account(owner) == "America/New_York"
