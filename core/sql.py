@@ -1,10 +1,16 @@
-"""Names for the few SQL fragments written by hand: the subqueries the worker asks on every
-verification, as annotations (`RawSQL`). Built by the ORM, each costs about a millisecond of
-CPU to resolve and compile, more than the query itself (docs/benchmarks.md, "Cost of one
-verification"); written once, it costs nothing. Names come from the models, so a renamed
-table or column is followed."""
+"""The few statements and SQL fragments written by hand, and names for them.
+
+The worker runs a handful of statements for every verification. Built by the ORM, each costs
+about a millisecond of CPU to resolve and compile, more than the database takes to run it
+(docs/benchmarks.md, "Cost of one verification"); written once, they cost nothing. So the
+subqueries it asks are annotations (`RawSQL`), rows it loads with their related rows come
+through `Selection` (the ORM's own converters and `from_db`), and mail is stored with
+`insert_unless_exists`. Names come from the models, so a renamed table or column is
+followed; values are always parameters.
+"""
 
 import functools
+import weakref
 
 from django.db import connection
 
@@ -28,3 +34,95 @@ def column(model, field: str, alias: str = "") -> str:
     which is how Django names the main table of a query)."""
     name = model._meta.get_field(field).column
     return f"{quoted(alias) if alias else table(model)}.{quoted(name)}"
+
+
+class Selection:
+    """One model's columns in a hand-written SELECT, under `alias`, and the instance they
+    load: what the ORM does for a query's own model and each `select_related` one, without
+    compiling the query each time. `load` applies the same converters as the ORM (JSON,
+    dates on SQLite, decryption), so an instance loaded here is the one the ORM would give;
+    fields in `deferred` are left out (read on access, like `defer`)."""
+
+    def __init__(self, model, alias: str = "", *, deferred: tuple[str, ...] = ()):
+        self.model = model
+        self.alias = alias or model._meta.db_table
+        self.fields = [f for f in model._meta.concrete_fields if f.name not in deferred]
+        self.names = [f.attname for f in self.fields]
+        self.columns = ", ".join(column(model, f.name, alias) for f in self.fields)
+        self._converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def _converters_for(self, db) -> list[tuple[int, list, object]]:
+        converters = self._converters.get(db.ops)
+        if converters is None:
+            converters = []
+            for index, field in enumerate(self.fields):
+                col = field.get_col(self.alias)
+                found = db.ops.get_db_converters(col) + col.get_db_converters(db)
+                if found:
+                    converters.append((index, found, col))
+            self._converters[db.ops] = converters
+        return converters
+
+    def load(self, values, db=None):
+        """Return the instance in `values` (this selection's columns, in order), or None when
+        they are all NULL (an outer join that found no row)."""
+        db = db or connection
+        if values[0] is None:
+            return None
+        values = list(values)
+        for index, converters, col in self._converters_for(db):
+            for converter in converters:
+                values[index] = converter(values[index], col, db)
+        return self.model.from_db(db.alias, self.names, values)
+
+
+def load_row(row, *selections: Selection) -> tuple[list, tuple]:
+    """Return the instances `selections` load from `row` (their columns in turn), and the
+    values that follow them."""
+    instances, at = [], 0
+    for selection in selections:
+        instances.append(selection.load(row[at : at + len(selection)]))
+        at += len(selection)
+    return instances, tuple(row[at:])
+
+
+def insert_unless_exists(objects: list, *, unique: str) -> list:
+    """Insert `objects` (new instances of one model) in one statement, leaving out each whose
+    `unique` field's value is stored already; return those inserted, their primary keys set.
+
+    What `bulk_create` does, with `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING`: no
+    savepoint to catch the duplicate (two round trips more), no second pass to sort stored
+    from new, and no query to compile each time.
+    """
+    if not objects:
+        return []
+    model = type(objects[0])
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    key = meta.get_field(unique)
+    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {table(model)} ({', '.join(quoted(f.column) for f in fields)}) "  # noqa: S608  names from the models
+        f"VALUES {', '.join([one_row] * len(objects))} "
+        f"ON CONFLICT ({quoted(key.column)}) DO NOTHING "
+        f"RETURNING {quoted(meta.pk.column)}, {quoted(key.column)}"
+    )
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for instance in objects
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stored = {value: pk for pk, value in cursor.fetchall()}
+    inserted = []
+    for instance in objects:
+        value = getattr(instance, key.attname)
+        if value in stored:
+            instance.pk = stored.pop(value)
+            instance._state.adding, instance._state.db = False, connection.alias
+            inserted.append(instance)
+    return inserted

@@ -1,14 +1,20 @@
 """Asking a key's provider about it, and locking the key to record the answer: what
 verification and re-verification share."""
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.views.decorators.debug import sensitive_variables
 
+from core.sql import Selection, column, columns_of, load_row, quoted, table
 from credentials.models import Credential
 from credentials.providers import provider_for
 from credentials.providers.base import AccountFacts, Answer, KeysToCheck
+from merchants.models import Merchant
+from teams.models import User
 
 # The code of a key this worker cannot decrypt (a wrong FIELD_ENCRYPTION_KEY).
 UNDECRYPTABLE = "undecryptable"
@@ -49,17 +55,60 @@ def ask_provider(credential: Credential) -> Answer:
     return provider_for(credential.provider).verify(keys)
 
 
-def locked_for_recording(credential_id: int, **questions) -> Credential:
-    """Return the credential locked for recording what the provider said, with what its mails
-    need; the secret is not read. `questions` (annotations of the key's row: EXISTS
-    subqueries) are answered in the same query."""
+def locked_for_recording(credential_id: int, **questions: RawSQL) -> Credential:
+    """Return the credential locked for recording what the provider said, with its merchant
+    and submitter (what its mails need); the secret is not read. `questions` (annotations of
+    the key's row: EXISTS subqueries) are answered in the same query, as attributes.
+
+    What `select_for_update(of=("self",)).select_related("merchant", "submitted_by")
+    .defer("secret", "extra_secret").annotate(**questions).get(pk=credential_id)` does, in
+    SQL written once (core.sql): the worker runs it for every verification, and compiling
+    it cost more CPU than the rest of recording the outcome (docs/benchmarks.md).
+    """
+    names = tuple(questions)
+    sql = _locked_sql(tuple((name, questions[name].sql) for name in names))
+    params = [*(param for name in names for param in questions[name].params), credential_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise Credential.DoesNotExist(f"No credential {credential_id}.")
+    (credential, merchant, submitted_by), answers = load_row(row, *_selections())
+    Credential.merchant.field.set_cached_value(credential, merchant)
+    Credential.submitted_by.field.set_cached_value(credential, submitted_by)
+    for name, value in zip(names, answers, strict=True):
+        question = questions[name]
+        converters = connection.ops.get_db_converters(question)
+        for converter in converters + question.get_db_converters(connection):
+            value = converter(value, question, connection)
+        setattr(credential, name, value)
+    return credential
+
+
+@functools.cache
+def _selections() -> tuple[Selection, Selection, Selection]:
     return (
-        # of=("self",): PostgreSQL cannot lock the nullable side of the submitter's join.
-        Credential.objects.select_for_update(of=("self",))
-        .select_related("merchant", "submitted_by")
-        .defer("secret", "extra_secret")
-        .annotate(**questions)
-        .get(pk=credential_id)
+        Selection(Credential, deferred=("secret", "extra_secret")),
+        Selection(Merchant),
+        Selection(User),
+    )
+
+
+@functools.cache
+def _locked_sql(questions: tuple[tuple[str, str], ...]) -> str:
+    key, merchant, submitter = _selections()
+    this = columns_of(Credential)
+    answers = "".join(f", ({sql}) AS {quoted(name)}" for name, sql in questions)
+    lock = ""
+    if connection.features.has_select_for_update:
+        # Only the key's row: PostgreSQL cannot lock the nullable side of the submitter's join.
+        lock = f" FOR UPDATE OF {table(Credential)}"
+    return (
+        f"SELECT {key.columns}, {merchant.columns}, {submitter.columns}{answers} "  # noqa: S608  names from the models
+        f"FROM {table(Credential)} "
+        f"INNER JOIN {table(Merchant)} ON {column(Merchant, 'id')} = {this('merchant')} "
+        f"LEFT OUTER JOIN {table(User)} ON {column(User, 'id')} = {this('submitted_by')} "
+        f"WHERE {this('id')} = %s{lock}"
     )
 
 

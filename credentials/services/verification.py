@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from core.sql import column, quoted, table
+from core.sql import Selection, column, quoted, table
 from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
 from credentials.providers.base import Answer
@@ -91,8 +91,13 @@ def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None,
     stale_before = now - timedelta(seconds=settings.VERIFY_STALE_AFTER)
     at = connection.ops.adapt_datetimefield_value
     params = (at(now), credential_id, at(stale_before), at(now + timedelta(seconds=1)))
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, True
     try:
-        claimed = list(Credential.objects.raw(_claim_sql(), params))
+        return _claimed().load(row), True
     except SecretDecryptionError:
         # A wrong FIELD_ENCRYPTION_KEY here: recorded as such, never retried in a loop.
         credential = (
@@ -101,7 +106,11 @@ def _claim_for_verification(credential_id: int, now) -> tuple[Credential | None,
             .first()
         )
         return credential, False
-    return (claimed[0] if claimed else None), True
+
+
+@functools.cache
+def _claimed() -> Selection:
+    return Selection(Credential)
 
 
 @functools.cache
@@ -118,7 +127,7 @@ def _claim_sql() -> str:
         name("verification_attempts"),
     )
     next_attempt = name("verification_next_attempt_at")
-    returning = ", ".join(quoted(field.column) for field in Credential._meta.concrete_fields)
+    returning = ", ".join(quoted(field.column) for field in _claimed().fields)
     return (
         f"UPDATE {table(Credential)} SET {state} = '{VerificationState.VERIFYING}', "  # noqa: S608  names from the models
         f"{claimed_at} = %s, {attempts} = {attempts} + 1 "

@@ -1,0 +1,95 @@
+"""The statements written by hand (core.sql) give what the ORM would: the same instances,
+the same values, the same refusals."""
+
+import pytest
+from django.db import connection
+
+from core.sql import Selection, insert_unless_exists, load_row
+from credentials.models import Credential
+from mail.models import OutgoingEmail
+from merchants.models import Merchant
+from teams.models import User
+from tests.factories import CredentialFactory
+
+pytestmark = pytest.mark.django_db
+KEY_BY_ID = f"FROM {Credential._meta.db_table} WHERE id = %s"
+
+
+def select(sql_tail: str, *selections: Selection, params=()):
+    columns = ", ".join(selection.columns for selection in selections)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} {sql_tail}", params)
+        return cursor.fetchone()
+
+
+def test_a_selection_loads_the_instance_the_orm_loads():
+    credential = CredentialFactory(
+        missing_permissions=["rak_charge_read"], requested_integrations=["payments"]
+    )
+    selection = Selection(Credential)
+    row = select(
+        f"FROM {Credential._meta.db_table} WHERE id = %s", selection, params=[credential.pk]
+    )
+
+    loaded = selection.load(row)
+
+    expected = Credential.objects.get(pk=credential.pk)
+    for field in Credential._meta.concrete_fields:
+        assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+    assert loaded.secret == credential.secret
+    assert loaded._state.adding is False
+
+
+def test_deferred_columns_are_not_selected_and_read_on_access():
+    credential = CredentialFactory()
+    selection = Selection(Credential, deferred=("secret", "extra_secret"))
+    assert '"secret"' not in selection.columns
+
+    row = select(
+        f"FROM {Credential._meta.db_table} WHERE id = %s", selection, params=[credential.pk]
+    )
+    loaded = selection.load(row)
+
+    assert loaded.get_deferred_fields() == {"secret", "extra_secret"}
+    assert loaded.secret == credential.secret
+
+
+def test_a_row_an_outer_join_did_not_find_loads_as_none_and_the_rest_follows():
+    credential = CredentialFactory(submitted_by=None)
+    key, merchant = Selection(Credential), Selection(Merchant)
+    submitter = Selection(User)
+    row = select(
+        f"FROM {Credential._meta.db_table} "
+        f"JOIN {Merchant._meta.db_table} ON {Merchant._meta.db_table}.id = merchant_id "
+        f"LEFT JOIN {submitter.alias} ON {submitter.alias}.id = submitted_by_id WHERE "
+        f"{Credential._meta.db_table}.id = %s",
+        key,
+        merchant,
+        submitter,
+        params=[credential.pk],
+    )
+
+    (loaded, its_merchant, nobody), rest = load_row((*row, "after"), key, merchant, submitter)
+
+    assert loaded.pk == credential.pk
+    assert its_merchant == credential.merchant
+    assert nobody is None
+    assert rest == ("after",)
+
+
+def mail(dedupe_key: str) -> OutgoingEmail:
+    return OutgoingEmail(
+        dedupe_key=dedupe_key, kind="test", to=["a@example.test"], subject="S", body_text="B"
+    )
+
+
+def test_insert_unless_exists_stores_new_rows_and_leaves_out_stored_and_repeated_ones():
+    (before,) = insert_unless_exists([mail("one")], unique="dedupe_key")
+
+    inserted = insert_unless_exists([mail("one"), mail("two"), mail("two")], unique="dedupe_key")
+
+    assert [email.dedupe_key for email in inserted] == ["two"]
+    assert OutgoingEmail.objects.get(pk=inserted[0].pk).to == ["a@example.test"]
+    assert OutgoingEmail.objects.get(pk=before.pk).dedupe_key == "one"
+    assert OutgoingEmail.objects.count() == 2
+    assert inserted[0]._state.adding is False
