@@ -16,13 +16,13 @@ from functools import partial
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import BooleanField, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from core.sql import columns_of, quoted, table
+from core.sql import columns_of, insert_unless_exists, quoted, table
 from mail.compose import email_compose, mime_message
 from mail.models import OutgoingEmail
 
@@ -105,13 +105,8 @@ def emails_enqueue(
         lease_until = timezone.now() + EMAIL_SEND_LEASE
         for email in new:
             email.next_attempt_at, email.attempts = lease_until, 1
-    try:
-        # The common case, none stored before, in one insert.
-        with transaction.atomic():
-            OutgoingEmail.objects.bulk_create(new)
-    except IntegrityError:
-        # Some were stored before (the event is processed again): store the others.
-        new = [email for email in new if _store_unless_duplicate(email)]
+    # Those stored before (the event is processed again) are left out.
+    new = insert_unless_exists(new, unique="dedupe_key")
     if send_in_process and new:
         transaction.on_commit(
             lambda: _deliver(new, none_waiting=none_waiting, record_together=True)
@@ -120,18 +115,6 @@ def emails_enqueue(
         for email in new:
             transaction.on_commit(partial(enqueue, SEND_TASK, email.pk))
     return new
-
-
-def _store_unless_duplicate(email: OutgoingEmail) -> bool:
-    email.pk = None
-    try:
-        with transaction.atomic():
-            email.save(force_insert=True)
-    except IntegrityError:
-        if OutgoingEmail.objects.filter(dedupe_key=email.dedupe_key).exists():
-            return False
-        raise
-    return True
 
 
 def email_enqueue(*, send_in_process: bool = False, **mail) -> OutgoingEmail | None:
@@ -249,20 +232,33 @@ def _deliver(
 
 
 def _record_sent(emails: list[OutgoingEmail]) -> None:
+    """Mark `emails` sent, and run the hooks on their kinds in the same transaction (what a
+    hook records commits with the record, or neither does). A hook that fails must not undo
+    the record that the mail went out: its work is rolled back and the record made alone.
+    (Not a savepoint around the hooks: two more round trips to the database for every mail
+    sent, for a failure that should never happen.)"""
     sent_at = timezone.now()
-    with transaction.atomic():
-        OutgoingEmail.objects.filter(pk__in=[email.pk for email in emails]).update(
-            state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+    ids = [email.pk for email in emails]
+    marked = False
+    try:
+        with transaction.atomic():
+            _mark_sent(ids, sent_at)
+            marked = True
+            _run_sent_hooks(emails, sent_at)
+    except Exception:
+        if not marked:
+            raise
+        logger.exception(
+            "A hook on sent mail %s failed.",
+            ", ".join(f"{email.pk} ({email.kind})" for email in emails),
         )
-        try:
-            # A savepoint: a hook that fails must not undo the record that the mail went out.
-            with transaction.atomic():
-                _run_sent_hooks(emails, sent_at)
-        except Exception:
-            logger.exception(
-                "A hook on sent mail %s failed.",
-                ", ".join(f"{email.pk} ({email.kind})" for email in emails),
-            )
+        _mark_sent(ids, sent_at)
+
+
+def _mark_sent(ids: list[int], sent_at: datetime) -> None:
+    OutgoingEmail.objects.filter(pk__in=ids).update(
+        state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+    )
 
 
 def _record_failure(email: OutgoingEmail, error: Exception) -> None:

@@ -205,6 +205,20 @@ def test_enqueue_with_the_same_dedupe_key_twice_stores_one_mail_and_returns_none
     assert OutgoingEmail.objects.count() == 1
 
 
+def test_a_batch_with_one_mail_stored_before_stores_only_the_new_one(credential):
+    enqueue(credential, dedupe_key="reminder:test:1")
+
+    with transaction.atomic():
+        stored_now = emails_enqueue(
+            [compose(credential, "reminder:test:1"), compose(credential, "reminder:test:2")]
+        )
+        # The duplicate did not break the caller's transaction.
+        assert OutgoingEmail.objects.count() == 2
+
+    assert [email.dedupe_key for email in stored_now] == ["reminder:test:2"]
+    assert stored(stored_now[0]).subject == stored_now[0].subject
+
+
 def test_enqueue_with_another_dedupe_key_stores_another_mail(credential):
     enqueue(credential, dedupe_key="reminder:test:1")
 
@@ -323,6 +337,26 @@ def test_a_failing_hook_does_not_undo_the_record_that_the_mail_went_out(
     assert "A hook on sent mail" in caplog.text
     assert emails_send_due() == 0
     assert len(mail.outbox) == 1
+
+
+def test_what_a_failing_hook_wrote_is_undone_and_the_mail_still_recorded_as_sent(
+    monkeypatch, credential, caplog
+):
+    monkeypatch.setattr("mail.services._SENT_HOOKS", defaultdict(list))
+
+    @on_sent(HOOKED)
+    def half_done(emails, sent_at):
+        type(credential).objects.filter(pk=credential.pk).update(note="written by the hook")
+        raise RuntimeError("the hook failed after writing")
+
+    email = enqueue(credential, kind=HOOKED)
+
+    assert email_send(email_id=email.pk) is True
+
+    assert stored(email).state == OutgoingEmail.State.SENT
+    credential.refresh_from_db()
+    assert credential.note != "written by the hook"
+    assert "A hook on sent mail" in caplog.text
 
 
 def test_a_hook_does_not_run_for_a_mail_the_server_did_not_take(
