@@ -255,3 +255,43 @@ def test_unexpected_answer_is_treated_as_unavailable_not_as_a_refusal(fake_strip
 
     assert raised.value.code == "unexpected_404"
     assert_says_nothing_of(raised.value, key)
+
+
+# Proxies: read from the environment once, when the client for Stripe's address is made.
+
+
+@pytest.fixture
+def fresh_http_client():
+    """The shared HTTP client is made again for the test, and forgotten after it."""
+    from credentials.providers import stripe_client
+
+    stripe_client._http_client.cache_clear()
+    yield
+    stripe_client._http_client.cache_clear()
+
+
+def test_a_proxy_in_the_environment_carries_the_requests_to_stripe(
+    fake_stripe, settings, monkeypatch, fresh_http_client, secret
+):
+    # The fake Stripe plays the proxy: a request through a proxy names the whole address.
+    settings.STRIPE_API_BASE = "http://api.stripe.invalid"
+    monkeypatch.setenv("HTTP_PROXY", fake_stripe.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    with pytest.raises((KeyRefused, StripeUnavailable)):
+        stripe_account_facts(secret)
+
+    assert fake_stripe.requests[0].path == "http://api.stripe.invalid/v1/account"
+
+
+def test_a_host_named_in_no_proxy_is_asked_directly(
+    fake_stripe, monkeypatch, fresh_http_client, secret
+):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    fake_stripe.account(secret)
+
+    assert stripe_account_facts(secret).account_id
+
+    assert [request.path for request in fake_stripe.requests] == ["/v1/account"]
