@@ -32,9 +32,16 @@ WITHHELD = "[key withheld]"
 INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc"})
 
 
+# ASCII's invisible characters: its control characters that are not whitespace. NFKC leaves
+# ASCII as it is, so ASCII text (most of it) is normalised by deleting these, in C.
+_ASCII_INVISIBLE = {code: None for code in (*range(0x20), 0x7F) if not chr(code).isspace()}
+
+
 def normalise(text: str) -> str:
     """Return `text` as it is matched: NFKC-normalised, invisible characters removed (ordinary
     whitespace is kept, so words stay apart)."""
+    if text.isascii():
+        return text.translate(_ASCII_INVISIBLE)
     text = unicodedata.normalize("NFKC", text)
     return "".join(
         char

@@ -1,6 +1,10 @@
 """Recognising a key in free text however it is dressed up (issue #12 finding 5, #16 item 2)."""
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.redaction import WITHHELD, contains_secret, normalise, redact
 from tests.factories import fake_key
@@ -65,3 +69,14 @@ def test_ordinary_text_and_publishable_keys_are_not_taken_for_secrets(text):
 def test_normalise_keeps_ordinary_whitespace_and_drops_invisible_characters():
     assert normalise("a\u200bb c\nd\u2060e") == "ab c\nde"
     assert normalise("sk_live_".translate(FULL_WIDTH)) == "sk_live_"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_is_normalised_as_by_the_full_rule(text):
+    full = "".join(
+        char
+        for char in unicodedata.normalize("NFKC", text)
+        if char.isspace() or unicodedata.category(char) not in {"Cf", "Cc"}
+    )
+
+    assert normalise(text) == full
