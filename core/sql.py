@@ -1,18 +1,20 @@
 """The few statements and SQL fragments written by hand, and names for them.
 
 The worker runs a handful of statements for every verification. Built by the ORM, each costs
-about a millisecond of CPU to resolve and compile, more than the database takes to run it
-(docs/benchmarks.md, "Cost of one verification"); written once, they cost nothing. So the
-subqueries it asks are annotations (`RawSQL`), rows it loads with their related rows come
-through `Selection` (the ORM's own converters and `from_db`), and mail is stored with
-`insert_unless_exists`. Names come from the models, so a renamed table or column is
-followed; values are always parameters.
+a fraction of a millisecond to a millisecond of CPU to resolve and compile, often more than
+the database takes to run it (docs/benchmarks.md, "Cost of one verification"); written once,
+they cost nothing. So the subqueries it asks are annotations (`RawSQL`), rows it loads with
+their related rows come through `Selection` (the ORM's own converters and `from_db`), rows
+it stores through `insert_unless_exists` and rows it changes through `update_by_ids` and
+`save_fields`, each with the fields' own conversions. Names come from the models, so a
+renamed table or column is followed; values are always parameters.
 """
 
 import functools
 import weakref
 
 from django.db import connection
+from django.db.models.expressions import RawSQL
 
 
 def quoted(name: str) -> str:
@@ -126,3 +128,36 @@ def insert_unless_exists(objects: list, *, unique: str) -> list:
             instance._state.adding, instance._state.db = False, connection.alias
             inserted.append(instance)
     return inserted
+
+
+def update_by_ids(model, ids, **values) -> int:
+    """`model.objects.filter(pk__in=ids).update(**values)`, for plain values and `RawSQL`
+    ones (whose SQL may name the table's columns), without compiling an update each time;
+    return how many rows it changed."""
+    if not ids:
+        return 0
+    meta = model._meta
+    assignments, params = [], []
+    for name, value in values.items():
+        field = meta.get_field(name)
+        if isinstance(value, RawSQL):
+            assignments.append(f"{quoted(field.column)} = ({value.sql})")
+            params.extend(value.params)
+        else:
+            assignments.append(f"{quoted(field.column)} = %s")
+            params.append(field.get_db_prep_save(value, connection))
+    sql = (
+        f"UPDATE {table(model)} SET {', '.join(assignments)} "  # noqa: S608  names from the models
+        f"WHERE {quoted(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *ids])
+        return cursor.rowcount
+
+
+def save_fields(instance, fields: list[str]) -> None:
+    """`instance.save(update_fields=fields)` for a model whose saving runs no code of its own
+    (no `save` override, no signal receivers), without compiling the update each time."""
+    meta = type(instance)._meta
+    values = {name: meta.get_field(name).pre_save(instance, False) for name in fields}
+    update_by_ids(type(instance), [instance.pk], **values)

@@ -22,7 +22,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from core.sql import columns_of, insert_unless_exists, quoted, table
+from core.sql import columns_of, insert_unless_exists, quoted, table, update_by_ids
 from mail.compose import email_compose, mime_message
 from mail.models import OutgoingEmail
 
@@ -256,8 +256,8 @@ def _record_sent(emails: list[OutgoingEmail]) -> None:
 
 
 def _mark_sent(ids: list[int], sent_at: datetime) -> None:
-    OutgoingEmail.objects.filter(pk__in=ids).update(
-        state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
+    update_by_ids(
+        OutgoingEmail, ids, state=OutgoingEmail.State.SENT, sent_at=sent_at, last_error=""
     )
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.refusals import authorize, refusals_audited
 from audit.services import audit_record
-from core.sql import column
+from core.sql import column, update_by_ids
 from credentials.models import Credential, LifecycleState, VerificationState
 from credentials.services.notifications import (
     HELPDESK_REMINDER,
@@ -138,7 +138,9 @@ def _helpdesk_told(emails, sent_at) -> None:
     notified = [pk for pk in map(credential_id_of_topic, (e.topic for e in emails)) if pk]
     # One update for both, written by hand: the worker runs it after every verification's
     # mail, and the ORM's CASE costs more CPU to build than the update takes (core.sql).
-    Credential.objects.filter(pk__in=notified).update(
+    update_by_ids(
+        Credential,
+        notified,
         helpdesk_notified_at=RawSQL(_first_notice_sql(), (sent_at,)),  # noqa: S611  parameters
         followup_due_at=RawSQL(  # noqa: S611  values are parameters
             _followup_clock_sql(), (sent_at + timedelta(seconds=settings.FOLLOWUP_AFTER),)

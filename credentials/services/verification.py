@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from core.sql import Selection, column, quoted, table
+from core.sql import Selection, column, quoted, save_fields, table
 from credentials.fields import SecretDecryptionError
 from credentials.models import Credential, HelpdeskFlag, LifecycleState, VerificationState
 from credentials.providers.base import Answer
@@ -252,6 +252,27 @@ def _record_answer(credential_id: int, known: KnownAnswer) -> VerifyResult:
     return VerifyResult(state=VerifyOutcome(credential.verification_state))
 
 
+# What recording an outcome changes (`_record_outcome`).
+RECORDED_FIELDS = [
+    "next_reverify_at",
+    "account_id",
+    "account_name",
+    "account_country",
+    "charges_enabled",
+    "payouts_enabled",
+    "details_submitted",
+    "livemode",
+    "limited_permissions",
+    "missing_permissions",
+    "verification_state",
+    "verification_code",
+    "verification_reason",
+    "verification_next_attempt_at",
+    "checked_at",
+    "helpdesk_flags",
+]
+
+
 def _record_outcome(credential: Credential, *, facts, code: str, transient: bool) -> None:
     decided_at = timezone.now()
     provider = credential.provider_spec
@@ -299,26 +320,9 @@ def _record_outcome(credential: Credential, *, facts, code: str, transient: bool
         )
     else:
         credential.next_reverify_at = None
-    credential.save(
-        update_fields=[
-            "next_reverify_at",
-            "account_id",
-            "account_name",
-            "account_country",
-            "charges_enabled",
-            "payouts_enabled",
-            "details_submitted",
-            "livemode",
-            "limited_permissions",
-            "missing_permissions",
-            "verification_state",
-            "verification_code",
-            "verification_reason",
-            "verification_next_attempt_at",
-            "checked_at",
-            "helpdesk_flags",
-        ]
-    )
+    # Not through the ORM (core.sql): compiling this update of 16 columns cost more CPU
+    # than the database takes to run it, for every verification.
+    save_fields(credential, RECORDED_FIELDS)
 
 
 def _worth_telling(credential: Credential, *, previous_code: str) -> bool:

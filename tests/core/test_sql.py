@@ -3,8 +3,10 @@ the same values, the same refusals."""
 
 import pytest
 from django.db import connection
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
-from core.sql import Selection, insert_unless_exists, load_row
+from core.sql import Selection, insert_unless_exists, load_row, save_fields, update_by_ids
 from credentials.models import Credential
 from mail.models import OutgoingEmail
 from merchants.models import Merchant
@@ -93,3 +95,37 @@ def test_insert_unless_exists_stores_new_rows_and_leaves_out_stored_and_repeated
     assert OutgoingEmail.objects.get(pk=before.pk).dedupe_key == "one"
     assert OutgoingEmail.objects.count() == 2
     assert inserted[0]._state.adding is False
+
+
+def test_update_by_ids_changes_those_rows_only_with_values_and_sql():
+    sent, other = insert_unless_exists([mail("a"), mail("b")], unique="dedupe_key")
+    now = timezone.now()
+
+    changed = update_by_ids(
+        OutgoingEmail,
+        [sent.pk],
+        state=OutgoingEmail.State.SENT,
+        sent_at=now,
+        attempts=RawSQL(f'{OutgoingEmail._meta.db_table}."attempts" + %s', (3,)),  # noqa: S611
+    )
+
+    assert changed == 1
+    sent.refresh_from_db()
+    other.refresh_from_db()
+    assert (sent.state, sent.sent_at, sent.attempts) == (OutgoingEmail.State.SENT, now, 3)
+    assert (other.state, other.sent_at, other.attempts) == (OutgoingEmail.State.PENDING, None, 0)
+    assert update_by_ids(OutgoingEmail, [], state=OutgoingEmail.State.SENT) == 0
+
+
+def test_save_fields_stores_those_fields_as_save_would_and_no_others():
+    credential = CredentialFactory(account_name="Before")
+    credential.missing_permissions = ["rak_charge_read", "rak_balance_read"]
+    credential.checked_at = timezone.now()
+    credential.account_name = "Not saved"
+
+    save_fields(credential, ["missing_permissions", "checked_at"])
+
+    stored = Credential.objects.get(pk=credential.pk)
+    assert stored.missing_permissions == ["rak_charge_read", "rak_balance_read"]
+    assert stored.checked_at == credential.checked_at
+    assert stored.account_name == "Before"
