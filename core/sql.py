@@ -5,7 +5,7 @@ a fraction of a millisecond to a millisecond of CPU to resolve and compile, ofte
 the database takes to run it (docs/benchmarks.md, "Cost of one verification"); written once,
 they cost nothing. So the subqueries it asks are annotations (`RawSQL`), rows it loads with
 their related rows come through `Selection` (the ORM's own converters and `from_db`), rows
-it stores through `insert_unless_exists` and rows it changes through `update_by_ids` and
+it stores through `insert_rows` and rows it changes through `update_by_ids` and
 `save_fields`, each with the fields' own conversions. Names come from the models, so a
 renamed table or column is followed; values are always parameters.
 """
@@ -91,25 +91,26 @@ def load_row(row, *selections: Selection) -> tuple[list, tuple]:
     return instances, tuple(row[at:])
 
 
-def insert_unless_exists(objects: list, *, unique: str) -> list:
-    """Insert `objects` (new instances of one model) in one statement, leaving out each whose
-    `unique` field's value is stored already; return those inserted, their primary keys set.
+def insert_rows(objects: list, *, unless_exists: str = "") -> list:
+    """Insert `objects` (new instances of one model) in one statement; return those inserted,
+    their primary keys set. With `unless_exists` (a unique field), leave out each whose value
+    of it is stored already, or repeated among `objects`.
 
-    What `bulk_create` does, with `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING`: no
-    savepoint to catch the duplicate (two round trips more), no second pass to sort stored
-    from new, and no query to compile each time.
+    What `create` and `bulk_create` do, without compiling the insert each time, and with
+    `INSERT … ON CONFLICT (field) DO NOTHING RETURNING`: no savepoint to catch a duplicate
+    (two round trips more) and no second pass to sort stored from new.
     """
     if not objects:
         return []
     model = type(objects[0])
     meta = model._meta
     fields = [field for field in meta.concrete_fields if field is not meta.pk]
-    key = meta.get_field(unique)
+    key = meta.get_field(unless_exists) if unless_exists else meta.pk
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    conflict = f"ON CONFLICT ({quoted(key.column)}) DO NOTHING " if unless_exists else ""
     sql = (
         f"INSERT INTO {table(model)} ({', '.join(quoted(f.column) for f in fields)}) "  # noqa: S608  names from the models
-        f"VALUES {', '.join([one_row] * len(objects))} "
-        f"ON CONFLICT ({quoted(key.column)}) DO NOTHING "
+        f"VALUES {', '.join([one_row] * len(objects))} {conflict}"
         f"RETURNING {quoted(meta.pk.column)}, {quoted(key.column)}"
     )
     params = [
@@ -119,15 +120,23 @@ def insert_unless_exists(objects: list, *, unique: str) -> list:
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        stored = {value: pk for pk, value in cursor.fetchall()}
-    inserted = []
-    for instance in objects:
-        value = getattr(instance, key.attname)
-        if value in stored:
-            instance.pk = stored.pop(value)
-            instance._state.adding, instance._state.db = False, connection.alias
-            inserted.append(instance)
-    return inserted
+        returned = cursor.fetchall()
+    if not unless_exists:
+        # Rows come back in the order they were given (PostgreSQL and SQLite both).
+        stored = list(objects)
+        for instance, (pk, _) in zip(stored, returned, strict=True):
+            instance.pk = pk
+    else:
+        by_value = {value: pk for pk, value in returned}
+        stored = []
+        for instance in objects:
+            value = getattr(instance, key.attname)
+            if value in by_value:
+                instance.pk = by_value.pop(value)
+                stored.append(instance)
+    for instance in stored:
+        instance._state.adding, instance._state.db = False, connection.alias
+    return stored
 
 
 def update_by_ids(model, ids, **values) -> int:

@@ -22,7 +22,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.queue import enqueue
-from core.sql import columns_of, insert_unless_exists, quoted, table, update_by_ids
+from core.sql import columns_of, insert_rows, quoted, table, update_by_ids
 from mail.compose import email_compose, mime_message
 from mail.models import OutgoingEmail
 
@@ -106,7 +106,7 @@ def emails_enqueue(
         for email in new:
             email.next_attempt_at, email.attempts = lease_until, 1
     # Those stored before (the event is processed again) are left out.
-    new = insert_unless_exists(new, unique="dedupe_key")
+    new = insert_rows(new, unless_exists="dedupe_key")
     if send_in_process and new:
         transaction.on_commit(
             lambda: _deliver(new, none_waiting=none_waiting, record_together=True)

@@ -2,11 +2,11 @@
 the same values, the same refusals."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from core.sql import Selection, insert_unless_exists, load_row, save_fields, update_by_ids
+from core.sql import Selection, insert_rows, load_row, save_fields, update_by_ids
 from credentials.models import Credential
 from mail.models import OutgoingEmail
 from merchants.models import Merchant
@@ -85,10 +85,10 @@ def mail(dedupe_key: str) -> OutgoingEmail:
     )
 
 
-def test_insert_unless_exists_stores_new_rows_and_leaves_out_stored_and_repeated_ones():
-    (before,) = insert_unless_exists([mail("one")], unique="dedupe_key")
+def test_insert_rows_unless_they_exist_leaves_out_stored_and_repeated_ones():
+    (before,) = insert_rows([mail("one")], unless_exists="dedupe_key")
 
-    inserted = insert_unless_exists([mail("one"), mail("two"), mail("two")], unique="dedupe_key")
+    inserted = insert_rows([mail("one"), mail("two"), mail("two")], unless_exists="dedupe_key")
 
     assert [email.dedupe_key for email in inserted] == ["two"]
     assert OutgoingEmail.objects.get(pk=inserted[0].pk).to == ["a@example.test"]
@@ -98,7 +98,7 @@ def test_insert_unless_exists_stores_new_rows_and_leaves_out_stored_and_repeated
 
 
 def test_update_by_ids_changes_those_rows_only_with_values_and_sql():
-    sent, other = insert_unless_exists([mail("a"), mail("b")], unique="dedupe_key")
+    sent, other = insert_rows([mail("a"), mail("b")], unless_exists="dedupe_key")
     now = timezone.now()
 
     changed = update_by_ids(
@@ -129,3 +129,18 @@ def test_save_fields_stores_those_fields_as_save_would_and_no_others():
     assert stored.missing_permissions == ["rak_charge_read", "rak_balance_read"]
     assert stored.checked_at == credential.checked_at
     assert stored.account_name == "Before"
+
+
+def test_insert_rows_stores_each_and_gives_each_its_own_key():
+    first, second = insert_rows([mail("first"), mail("second")])
+
+    assert OutgoingEmail.objects.get(pk=first.pk).dedupe_key == "first"
+    assert OutgoingEmail.objects.get(pk=second.pk).dedupe_key == "second"
+    assert first._state.adding is False
+
+
+def test_insert_rows_refuses_a_duplicate_it_was_not_told_to_skip():
+    insert_rows([mail("once")])
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows([mail("once")])
