@@ -13,7 +13,8 @@ renamed table or column is followed; values are always parameters.
 import functools
 import weakref
 
-from django.db import connection
+from django.db import connection, models
+from django.db.models import signals
 from django.db.models.expressions import RawSQL
 
 
@@ -50,6 +51,7 @@ class Selection:
         self.alias = alias or model._meta.db_table
         self.fields = [f for f in model._meta.concrete_fields if f.name not in deferred]
         self.names = [f.attname for f in self.fields]
+        self._pk = self.fields.index(model._meta.pk)
         self.columns = ", ".join(column(model, f.name, alias) for f in self.fields)
         self._converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -70,9 +72,9 @@ class Selection:
 
     def load(self, values, db=None):
         """Return the instance in `values` (this selection's columns, in order), or None when
-        they are all NULL (an outer join that found no row)."""
+        its primary key is NULL (an outer join that found no row)."""
         db = db or connection
-        if values[0] is None:
+        if values[self._pk] is None:
             return None
         values = list(values)
         for index, converters, col in self._converters_for(db):
@@ -91,6 +93,17 @@ def load_row(row, *selections: Selection) -> tuple[list, tuple]:
     return instances, tuple(row[at:])
 
 
+def _runs_no_code_on_save(model, *, update: bool) -> None:
+    """Refuse a model that runs code of its own when saved (signal receivers; for an update,
+    a `save` override too): the statements here skip `save()`, and with it that code."""
+    listened = signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+    overridden = update and model.save is not models.Model.save
+    if listened or overridden:
+        raise TypeError(
+            f"{model.__name__} runs code when saved; save it through the ORM, not core.sql."
+        )
+
+
 def insert_rows(objects: list, *, unless_exists: str = "") -> list:
     """Insert `objects` (new instances of one model) in one statement; return those inserted,
     their primary keys set. With `unless_exists` (a unique field), leave out each whose value
@@ -98,11 +111,13 @@ def insert_rows(objects: list, *, unless_exists: str = "") -> list:
 
     What `create` and `bulk_create` do, without compiling the insert each time, and with
     `INSERT … ON CONFLICT (field) DO NOTHING RETURNING`: no savepoint to catch a duplicate
-    (two round trips more) and no second pass to sort stored from new.
+    (two round trips more) and no second pass to sort stored from new. The model's `save()`
+    is not called: a model with save signal receivers is refused.
     """
     if not objects:
         return []
     model = type(objects[0])
+    _runs_no_code_on_save(model, update=False)
     meta = model._meta
     fields = [field for field in meta.concrete_fields if field is not meta.pk]
     key = meta.get_field(unless_exists) if unless_exists else meta.pk
@@ -165,8 +180,10 @@ def update_by_ids(model, ids, **values) -> int:
 
 
 def save_fields(instance, fields: list[str]) -> None:
-    """`instance.save(update_fields=fields)` for a model whose saving runs no code of its own
-    (no `save` override, no signal receivers), without compiling the update each time."""
+    """`instance.save(update_fields=fields)`, without compiling the update each time, for a
+    model whose saving runs no code of its own: one with a `save` override or save signal
+    receivers is refused."""
+    _runs_no_code_on_save(type(instance), update=True)
     meta = type(instance)._meta
     values = {name: meta.get_field(name).pre_save(instance, False) for name in fields}
     update_by_ids(type(instance), [instance.pk], **values)

@@ -4,8 +4,10 @@ the same values, the same refusals."""
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_save
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from core.sql import Selection, insert_rows, load_row, save_fields, update_by_ids
 from credentials.models import Credential
 from mail.models import OutgoingEmail
@@ -144,3 +146,22 @@ def test_insert_rows_refuses_a_duplicate_it_was_not_told_to_skip():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_rows([mail("once")])
+
+
+def test_a_model_that_runs_code_when_saved_is_refused_not_skipped():
+    event = AuditEvent.objects.create(action="key_verification", target="a key")
+
+    # AuditEvent.save refuses updates: save_fields would skip that.
+    with pytest.raises(TypeError, match="runs code when saved"):
+        save_fields(event, ["target"])
+
+    def receiver(**kwargs):
+        pass
+
+    post_save.connect(receiver, sender=OutgoingEmail)
+    try:
+        with pytest.raises(TypeError, match="runs code when saved"):
+            insert_rows([mail("heard")])
+    finally:
+        post_save.disconnect(receiver, sender=OutgoingEmail)
+    assert not OutgoingEmail.objects.filter(dedupe_key="heard").exists()
