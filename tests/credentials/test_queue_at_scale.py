@@ -56,12 +56,17 @@ def test_queue_never_counts_the_whole_table(agent_client, keys, address):
     assert len(counts) <= (1 if address == ALL_KEYS else 0)
 
 
+def assert_counted_exactly(response, count: int) -> None:
+    """The queue says how many keys it holds, counted, not estimated."""
+    assert response.context["cl"].result_count == count
+    assert not response.context["cl"].paginator.count_is_estimate
+    assert f"{count} credentials" in page_text(response)
+
+
 def test_queue_with_few_keys_counts_them_exactly(agent_client, keys):
     response = agent_client.get(ALL_KEYS)
 
-    assert response.context["cl"].result_count == 5
-    assert not response.context["cl"].paginator.count_is_estimate
-    assert "5 credentials" in page_text(response)
+    assert_counted_exactly(response, 5)
     assert "about" not in page_text(response)
 
 
@@ -208,9 +213,7 @@ def test_filtered_queue_with_no_more_keys_than_the_cap_counts_them_exactly(
 ):
     response = agent_client.get(CREDENTIALS)  # the three waiting keys
 
-    assert response.context["cl"].result_count == 3
-    assert not response.context["cl"].paginator.count_is_estimate
-    assert "3 credentials" in page_text(response)
+    assert_counted_exactly(response, 3)
     assert "more than" not in page_text(response)
 
 
