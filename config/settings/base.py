@@ -264,6 +264,11 @@ else:
         # redelivers a task that is merely waiting for its time.
         "visibility_timeout": 3600,
     }
+# kombu's transport for the URL's scheme, except Redis: kombu's Redis transport with one
+# shared client for its acknowledgement bookkeeping (core.broker).
+CELERY_BROKER_TRANSPORT = (
+    "core.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
+)
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing gives up quickly: the database is the source of truth and sweeps re-enqueue.

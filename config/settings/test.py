@@ -38,6 +38,9 @@ CELERY_BROKER_URL = os.environ.get("REDIS_URL") or "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"socket_connect_timeout": 2, "socket_timeout": 5} if os.environ.get("REDIS_URL") else {}
 )
+CELERY_BROKER_TRANSPORT = (
+    "core.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
+)
 CELERY_TASK_DEFAULT_QUEUE = f"keyhouse-test-{os.getpid()}"
 CELERY_TASK_ALWAYS_EAGER = False
 VERIFY_RETRY_BASE_SECONDS = 0.05

@@ -224,6 +224,25 @@ def test_allowed_hosts_forgive_spaces_after_commas(production_environment):
     assert values == {"ALLOWED_HOSTS": ["keyhouse.example.test", "www.example.test"]}
 
 
+@pytest.mark.parametrize(
+    ("broker", "transport"),
+    [
+        ("redis://127.0.0.1:6379/0", "core.broker:Transport"),
+        ("rediss://redis.example.test:6380/0", "core.broker:Transport"),
+        ("filesystem://localhost/", None),
+        ("amqp://guest@127.0.0.1//", None),
+    ],
+)
+def test_a_redis_broker_gets_the_transport_with_one_shared_client(
+    broker, transport, local_environment
+):
+    local_environment["CELERY_BROKER_URL"] = broker
+
+    values = read_settings(local_environment, "CELERY_BROKER_TRANSPORT")
+
+    assert values == {"CELERY_BROKER_TRANSPORT": transport}
+
+
 # The environment and `.env`.
 
 
