@@ -189,7 +189,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # as written in the settings contract, besides django-environ's own `consolemail://`.
 _EMAIL_ALIASES = {"console": "consolemail://", "console://": "consolemail://"}
 _email_url = env("EMAIL_URL", default="console")
-vars().update(env.email_url_config(_EMAIL_ALIASES.get(_email_url, _email_url)))
+_email = env.email_url_config(_EMAIL_ALIASES.get(_email_url, _email_url))
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    # Django's, keeping each thread's connection open between sends (mail/smtp.py).
+    _email["EMAIL_BACKEND"] = "mail.smtp.EmailBackend"
+vars().update(_email)
+# How long a worker thread keeps its idle connection to the mail server for its next mail;
+# 0 closes each connection once its mails are sent.
+EMAIL_KEEP_OPEN_SECONDS = env.float("EMAIL_KEEP_OPEN_SECONDS", default=10.0)
 # A mail server that stops answering must not hold a worker thread for ever (the threads
 # pool enforces no task time limit): the send fails and is retried.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)

@@ -203,7 +203,7 @@ def _worker_cpu() -> WorkerCpu:
         # teardown puts back the EMAIL_BACKEND it found (the test settings' in-memory one):
         # the mails go over SMTP to the sink again, as Outside set them to.
         teardown_test_environment()
-        smtp = override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend")
+        smtp = override_settings(EMAIL_BACKEND="mail.smtp.EmailBackend")
         smtp.enable()
         try:
             app.worker_main(

@@ -531,7 +531,7 @@ class Outside:
         self.stripe_url, self.smtp_port = ready["stripe_url"], ready["smtp_port"]
         self._settings = override_settings(
             STRIPE_API_BASE=self.stripe_url,
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_BACKEND="mail.smtp.EmailBackend",
             EMAIL_HOST="127.0.0.1",
             EMAIL_PORT=self.smtp_port,
             EMAIL_HOST_USER="",

@@ -521,13 +521,15 @@ def test_email_url_console_prints_mail(local_environment):
     assert values == {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
 
 
-def test_email_url_smtp_sets_host_and_port(local_environment):
+def test_email_url_smtp_sets_host_and_port_on_the_connection_keeping_backend(
+    local_environment,
+):
     local_environment["EMAIL_URL"] = "smtp://host:2525"
 
     values = read_settings(local_environment, "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT")
 
     assert values == {
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_BACKEND": "mail.smtp.EmailBackend",
         "EMAIL_HOST": "host",
         "EMAIL_PORT": 2525,
     }

@@ -102,9 +102,9 @@ def redis_client():
 
 @pytest.fixture
 def smtp_sink(settings):
-    """A real SMTP server on 127.0.0.1 that Django's SMTP backend sends to."""
+    """A real SMTP server on 127.0.0.1 that the SMTP backend sends to, as deployed."""
     with SmtpSink() as sink:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_BACKEND = "mail.smtp.EmailBackend"
         settings.EMAIL_HOST = sink.host
         settings.EMAIL_PORT = sink.port
         settings.EMAIL_HOST_USER = ""

@@ -65,6 +65,12 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         return self.sink._deliver(envelope)
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.sink._lock:
+            self.sink.sessions += 1
+        return responses
+
 
 class _Controller(Controller):
     """aiosmtpd's controller, on whichever free port the system gives (port 0)."""
@@ -76,15 +82,22 @@ class _Controller(Controller):
 
 
 class SmtpSink:
-    """Start with `start()` (or `with`); read `received`; make it refuse with `refuse_next()`."""
+    """Start with `start()` (or `with`); read `received` and `sessions`; make it refuse with
+    `refuse_next()`."""
 
-    def __init__(self):
+    def __init__(self, idle_timeout: float = 300):
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
         self._refusals: deque[str] = deque()
         self.refused = 0
+        self.sessions = 0  # SMTP sessions greeted (EHLO), one per connection used
         self._controller = _Controller(
-            _Handler(self), hostname="127.0.0.1", port=0, server_hostname="smtp-sink.test"
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=0,
+            server_hostname="smtp-sink.test",
+            # Seconds the server waits for a client's next command before hanging up.
+            timeout=idle_timeout,
         )
 
     @property
