@@ -1,11 +1,13 @@
 """Composing mail: rendering a stored mail from its templates, in its recipients' time zone,
 and turning a stored mail into the message handed to the mail server."""
 
+import base64
+import functools
 import hashlib
+import random
+import sys
 import zoneinfo
 from collections.abc import Callable
-from email.charset import BASE64, Charset
-from email.header import Header
 from email.policy import Compat32
 from email.utils import parseaddr
 
@@ -70,41 +72,82 @@ def message_id(email: OutgoingEmail) -> str:
     """Return the mail's Message-ID: the same for every attempt, so a receiving system can
     drop a copy that a crash made us send twice."""
     digest = hashlib.sha256(email.dedupe_key.encode("utf-8")).hexdigest()[:20]
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "keyhouse.invalid"
-    return f"<keyhouse.{email.pk}.{digest}@{domain}>"
+    return f"<keyhouse.{email.pk}.{digest}@{_domain_of(settings.DEFAULT_FROM_EMAIL)}>"
+
+
+@functools.lru_cache(maxsize=8)
+def _domain_of(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "keyhouse.invalid"
 
 
 # A subject that is not ASCII (a key's hint has an ellipsis) goes out as base64 "encoded
-# words": Python's email package, asked for the shorter of quoted-printable and base64, tries
-# both at every place it might fold the line, which costs more CPU than the rest of the mail.
-_SUBJECT_CHARSET = Charset("utf-8")
-_SUBJECT_CHARSET.header_encoding = BASE64
+# words" (RFC 2047). The email package, asked for them, tries every place it might fold the
+# line to find the shortest; this writes one word per line, each short enough that the line,
+# "Subject: " included, stays within 78 characters: 42 bytes of UTF-8 make 56 characters of
+# base64, 68 with the word's frame.
+_WORD_BYTES = 42
+
+
+def encoded_words(text: str) -> str:
+    """Return `text` as UTF-8 base64 encoded words, one per line (joined by a newline and a
+    space, the header's folding), never splitting a character between two words."""
+    data = text.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a character
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return "\n ".join(words)
 
 
 class _Policy(Compat32):
     """The email package's compat32 policy, which Django's messages use, with a short cut:
-    a header value of printable ASCII that fits on its line is written as it is, which is
-    what folding it gives, without building a `Header` to find that out (a sixth of the CPU
-    of composing a message; tests/mail/test_compose.py holds it to the package's folding)."""
+    a header value of printable ASCII whose lines fit (continuation lines starting with a
+    space, as a folded value's do, and no line of a folded value ending in one) is written
+    as it is, which is what folding it gives,
+    without building a `Header` to find that out (a sixth of the CPU of composing a message;
+    tests/mail/test_compose.py holds it to the package's folding)."""
 
     def fold_binary(self, name, value):
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and value.isprintable()
-            and len(name) + 2 + len(value) <= (self.max_line_length or 78)
-        ):
-            return f"{name}: {value}{self.linesep}".encode("ascii")
+        if isinstance(value, str) and value.isascii():
+            limit = self.max_line_length or 78
+            first, *more = value.split("\n")
+            if (
+                first.isprintable()
+                and len(name) + 2 + len(first) <= limit
+                and all(_fits_folded(line, limit) for line in more)
+                and not (more and first.endswith(" "))
+            ):
+                return f"{name}: {self.linesep.join([first, *more])}{self.linesep}".encode("ascii")
         return super().fold_binary(name, value)
 
 
+def _fits_folded(line: str, limit: int) -> bool:
+    """Whether a continuation line is written as it is: the package drops the whitespace
+    that ends a line of a folded value."""
+    return (
+        line.startswith(" ")
+        and not line.endswith(" ")
+        and line.isprintable()
+        and len(line) <= limit
+    )
+
+
 _POLICY = _Policy()
+# As the email package writes a boundary, where it would pick one.
+_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 
 
 class _Message(EmailMultiAlternatives):
     def message(self):
         message = self._message()
         message.policy = _POLICY
+        if self.alternatives:
+            # Chosen here, not by the email package, which compiles a pattern for each
+            # boundary it tries to make sure that no part's text contains it.
+            message.set_boundary(self._boundary())
         return message
 
     def _message(self):
@@ -117,8 +160,16 @@ class _Message(EmailMultiAlternatives):
         finally:
             self.subject = subject
         # One line already (composing joins its words), so no header can be injected.
-        message.replace_header("Subject", Header(subject, _SUBJECT_CHARSET).encode())
+        message.replace_header("Subject", encoded_words(subject))
         return message
+
+    def _boundary(self) -> str:
+        texts = [self.body, *(alternative.content for alternative in self.alternatives)]
+        while True:
+            token = random.randrange(sys.maxsize)  # noqa: S311  unique, not secret
+            boundary = f"{'=' * 15}{token:0{_BOUNDARY_DIGITS}d}=="
+            if not any(boundary in text for text in texts):
+                return boundary
 
 
 def mime_message(email: OutgoingEmail) -> EmailMultiAlternatives:

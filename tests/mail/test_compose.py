@@ -87,3 +87,58 @@ def fold(policy, name: str, value: str) -> bytes | type[Exception]:
         return policy.fold_binary(name, value)
     except Exception as error:  # noqa: BLE001  compared, whichever it is
         return type(error)
+
+
+PRINTABLE_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+FOLDED_ASCII = st.lists(
+    st.text(alphabet=PRINTABLE_ASCII, min_size=1, max_size=80),
+    min_size=1,
+    max_size=4,
+).map(lambda lines: "\n ".join(lines))
+
+
+@hypothesis_settings(max_examples=500, deadline=None)
+@given(
+    name=st.sampled_from(["Subject", "To", "Content-Type"]),
+    value=FOLDED_ASCII,
+    linesep=st.sampled_from(["\n", "\r\n"]),
+)
+def test_a_folded_header_is_written_as_the_email_package_writes_it(name, value, linesep):
+    policy = mime_message(stored_mail("Keyhouse", ["a@example.test"], False)).message().policy
+
+    folded = fold(policy.clone(linesep=linesep), name, value)
+
+    assert folded == fold(email.policy.compat32.clone(linesep=linesep), name, value)
+
+
+@hypothesis_settings(max_examples=500, deadline=None)
+@given(subject=st.text(min_size=1, max_size=255).filter(lambda text: text.isprintable()))
+def test_a_subject_that_is_not_ascii_reads_back_whole_within_the_line_limit(subject):
+    subject = " ".join(subject.split()) or "Keyhouse …"
+    mail = stored_mail(subject, ["owner@example.test"], False)
+
+    raw = mime_message(mail).message().as_bytes(linesep="\r\n")
+    header = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    received = email.message_from_bytes(raw, policy=email.policy.default)
+
+    assert str(received["Subject"]).strip() == subject
+    assert max(len(line) for line in header.split("\r\n")) <= 78
+    words = [word for word in header.split() if word.startswith("=?")]
+    assert all(len(word) <= 75 for word in words)  # RFC 2047's limit for one encoded word
+
+
+def test_the_parts_boundary_never_appears_in_the_text_it_separates(monkeypatch):
+    taken = "===============0000000000000000001=="
+    tokens = iter([1, 2])
+    monkeypatch.setattr("mail.compose.random.randrange", lambda _: next(tokens))
+    mail = stored_mail("Keyhouse", ["owner@example.test"], False)
+    mail.body_text = f"A line that happens to read\n--{taken}\nand goes on.\n"
+
+    raw = mime_message(mail).message().as_bytes(linesep="\r\n")
+    received = email.message_from_bytes(raw, policy=email.policy.default)
+
+    assert received.get_boundary() == "===============0000000000000000002=="
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    html = received.get_body(preferencelist=("html",)).get_content()
+    assert text.replace("\r\n", "\n") == mail.body_text
+    assert html.strip() == mail.body_html
