@@ -71,12 +71,24 @@ def test_normalise_keeps_ordinary_whitespace_and_drops_invisible_characters():
     assert normalise("sk_live_".translate(FULL_WIDTH)) == "sk_live_"
 
 
-@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
-def test_ascii_text_is_normalised_as_by_the_full_rule(text):
-    full = "".join(
+def full_rule(text: str) -> str:
+    return "".join(
         char
         for char in unicodedata.normalize("NFKC", text)
         if char.isspace() or unicodedata.category(char) not in {"Cf", "Cc"}
     )
 
-    assert normalise(text) == full
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_is_normalised_as_by_the_full_rule(text):
+    assert normalise(text) == full_rule(text)
+
+
+@given(st.text())
+def test_any_text_is_normalised_as_by_the_full_rule(text):
+    assert normalise(text) == full_rule(text)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cf", "Cs"])))
+def test_printable_text_beyond_ascii_is_normalised_as_by_the_full_rule(text):
+    assert normalise(f"{text} sk_live_…4242") == full_rule(f"{text} sk_live_…4242")
