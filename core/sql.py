@@ -119,15 +119,8 @@ def insert_rows(objects: list, *, unless_exists: str = "") -> list:
     model = type(objects[0])
     _runs_no_code_on_save(model, update=False)
     meta = model._meta
-    fields = [field for field in meta.concrete_fields if field is not meta.pk]
     key = meta.get_field(unless_exists) if unless_exists else meta.pk
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    conflict = f"ON CONFLICT ({quoted(key.column)}) DO NOTHING " if unless_exists else ""
-    sql = (
-        f"INSERT INTO {table(model)} ({', '.join(quoted(f.column) for f in fields)}) "  # noqa: S608  names from the models
-        f"VALUES {', '.join([one_row] * len(objects))} {conflict}"
-        f"RETURNING {quoted(meta.pk.column)}, {quoted(key.column)}"
-    )
+    sql, fields = _insert_sql(connection.vendor, model, unless_exists, len(objects))
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection)
         for instance in objects
@@ -154,6 +147,22 @@ def insert_rows(objects: list, *, unless_exists: str = "") -> list:
     return stored
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_sql(vendor: str, model, unless_exists: str, rows: int) -> tuple[str, list]:
+    """The INSERT of `insert_rows`, written once for each shape of call."""
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    key = meta.get_field(unless_exists) if unless_exists else meta.pk
+    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    conflict = f"ON CONFLICT ({quoted(key.column)}) DO NOTHING " if unless_exists else ""
+    sql = (
+        f"INSERT INTO {table(model)} ({', '.join(quoted(f.column) for f in fields)}) "  # noqa: S608  names from the models
+        f"VALUES {', '.join([one_row] * rows)} {conflict}"
+        f"RETURNING {quoted(meta.pk.column)}, {quoted(key.column)}"
+    )
+    return sql, fields
+
+
 def update_by_ids(model, ids, **values) -> int:
     """`model.objects.filter(pk__in=ids).update(**values)`, for plain values and `RawSQL`
     ones (whose SQL may name the table's columns), without compiling an update each time;
@@ -161,22 +170,33 @@ def update_by_ids(model, ids, **values) -> int:
     if not ids:
         return 0
     meta = model._meta
-    assignments, params = [], []
+    shape, params = [], []
     for name, value in values.items():
-        field = meta.get_field(name)
         if isinstance(value, RawSQL):
-            assignments.append(f"{quoted(field.column)} = ({value.sql})")
+            shape.append((name, value.sql))
             params.extend(value.params)
         else:
-            assignments.append(f"{quoted(field.column)} = %s")
-            params.append(field.get_db_prep_save(value, connection))
-    sql = (
-        f"UPDATE {table(model)} SET {', '.join(assignments)} "  # noqa: S608  names from the models
-        f"WHERE {quoted(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
-    )
+            shape.append((name, None))
+            params.append(meta.get_field(name).get_db_prep_save(value, connection))
+    sql = _update_sql(connection.vendor, model, tuple(shape), len(ids))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *ids])
         return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(vendor: str, model, shape: tuple[tuple[str, str | None], ...], rows: int) -> str:
+    """The UPDATE of `update_by_ids`, written once for each shape of call: the fields set,
+    each to a parameter (None) or to its SQL."""
+    meta = model._meta
+    assignments = [
+        f"{quoted(meta.get_field(name).column)} = " + (f"({sql})" if sql is not None else "%s")
+        for name, sql in shape
+    ]
+    return (
+        f"UPDATE {table(model)} SET {', '.join(assignments)} "  # noqa: S608  names from the models
+        f"WHERE {quoted(meta.pk.column)} IN ({', '.join(['%s'] * rows)})"
+    )
 
 
 def save_fields(instance, fields: list[str]) -> None:
