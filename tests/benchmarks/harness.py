@@ -145,11 +145,11 @@ def broker_queue():
             print(f"bench: could not delete the queue {name} ({type(error).__name__})")
 
 
-def python_speed_ms() -> float:
-    """Return the best of five timings of a fixed pure-Python workload, in ms: the same
+def python_speed_ms(runs: int = 5) -> float:
+    """Return the best of `runs` timings of a fixed pure-Python workload, in ms: the same
     code on two machines, so that their benchmark results can be compared."""
     best = float("inf")
-    for _ in range(5):
+    for _ in range(runs):
         started = time.thread_time()
         total = 0
         for number in range(1_000_000):
