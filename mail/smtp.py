@@ -12,6 +12,8 @@
 - **Each envelope address sanitized once.** Django parses the sender and every recipient
   with the email package's header parser for every message; the result depends on the
   address alone.
+- **The message's bytes written by the message itself** when it knows how: Keyhouse's
+  mails (mail.compose) write their usual shape directly.
 """
 
 import functools
@@ -83,7 +85,7 @@ class EmailBackend(smtp.EmailBackend):
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
         from_email = _sanitized(email_message.from_email, encoding)
         recipients = [_sanitized(address, encoding) for address in email_message.recipients()]
-        message = email_message.message().as_bytes(linesep="\r\n")
+        message = _wire_bytes(email_message)
         try:
             self._sendmail(from_email, recipients, message)
         except smtplib.SMTPException:
@@ -110,6 +112,15 @@ class EmailBackend(smtp.EmailBackend):
             if not super().open():
                 raise
             self.connection.sendmail(from_email, recipients, message)
+
+
+def _wire_bytes(message) -> bytes:
+    """The message as it goes to the server: written directly by a message that knows how
+    (mail.compose's `wire_bytes`), else by the email package, as Django's backend does."""
+    wire_bytes = getattr(message, "wire_bytes", None)
+    if wire_bytes is not None:
+        return wire_bytes()
+    return message.message().as_bytes(linesep="\r\n")
 
 
 def _keep_seconds() -> float:

@@ -3,8 +3,9 @@ write, however its headers look, written faster for the usual ones."""
 
 import email.policy
 
+import pytest
 from django.conf import settings
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -142,3 +143,105 @@ def test_the_parts_boundary_never_appears_in_the_text_it_separates(monkeypatch):
     html = received.get_body(preferencelist=("html",)).get_content()
     assert text.replace("\r\n", "\n") == mail.body_text
     assert html.strip() == mail.body_html
+
+
+# Written directly: the bytes the email package writes, for the usual shape and any other.
+DATE = "Mon, 30 Nov 2026 22:21:57 -0000"
+LINE = st.text(st.characters(blacklist_categories=["Cs"]), max_size=60)
+BODY = st.one_of(
+    st.lists(LINE, max_size=8).map("\n".join),
+    st.lists(st.one_of(LINE, st.sampled_from(["\r\n", "\r", "\n", "x" * 999])), max_size=8).map(
+        "".join
+    ),
+)
+SENDERS = st.sampled_from(
+    [
+        "Keyhouse <keyhouse@localhost>",
+        "keyhouse@example.test",
+        "Kéyhouse <kh@example.test>",
+        f"{'A very long sender name ' * 3}<keyhouse@example.test>",
+    ]
+)
+
+
+def by_the_email_package(message) -> bytes:
+    return message.message().as_bytes(linesep="\r\n")
+
+
+def same_boundary_and_date(monkeypatch) -> None:
+    monkeypatch.setattr("mail.compose.random.randrange", lambda _: 4242)
+    for module in ("django.core.mail.message", "mail.compose"):
+        monkeypatch.setattr(f"{module}.formatdate", lambda **_: DATE)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(
+    subject=st.one_of(ASCII_TEXT, ANY_TEXT),
+    local_part=st.from_regex(r"[a-z][a-z0-9.+-]{0,40}", fullmatch=True),
+    recipients=st.integers(min_value=1, max_value=5),
+    text=BODY,
+    html=BODY,
+    urgent=st.booleans(),
+    sender=SENDERS,
+)
+def test_the_bytes_sent_are_what_the_email_package_writes(
+    subject, local_part, recipients, text, html, urgent, sender
+):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        same_boundary_and_date(monkeypatch)
+        mail = stored_mail(" ".join(subject.split()) or "Keyhouse", [], urgent)
+        mail.to = [f"{local_part}{n}@example.test" for n in range(recipients)]
+        mail.body_text, mail.body_html = text, html
+        message = mime_message(mail)
+        message.from_email = sender
+
+        sent = message.wire_bytes()
+
+        assert sent == by_the_email_package(message)
+        event("written directly" if message._direct(DATE) else "by the email package")
+
+
+def test_the_usual_mails_are_written_directly(monkeypatch):
+    same_boundary_and_date(monkeypatch)
+    for subject in ("[Keyhouse] Acme Ltd: live key sk_live_…4242 verified", "Invitation"):
+        message = mime_message(stored_mail(subject, [settings.HELPDESK_EMAIL], True))
+
+        direct = message._direct(DATE)
+
+        assert direct is not None
+        assert direct == by_the_email_package(message)
+
+
+PRINTABLE_SUBJECT = st.text(
+    st.characters(blacklist_categories=["Cc", "Cf", "Cs", "Zl", "Zp"]), min_size=1, max_size=120
+)
+USUAL_BODY = st.lists(LINE, min_size=1, max_size=12).map("\n".join).filter(bool)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    subject=PRINTABLE_SUBJECT,
+    local_part=st.from_regex(r"[a-z][a-z0-9.+-]{0,20}", fullmatch=True),
+    recipients=st.integers(min_value=1, max_value=2),
+    text=USUAL_BODY,
+    html=USUAL_BODY,
+    urgent=st.booleans(),
+)
+def test_mail_of_the_usual_shape_is_written_directly_as_the_package_would(
+    subject, local_part, recipients, text, html, urgent
+):
+    subject = " ".join(subject.split()) or "Keyhouse"
+    if subject.isascii() and len(subject) > 69:
+        subject = subject[:69].strip() or "Keyhouse"  # longer ASCII subjects are folded
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        same_boundary_and_date(monkeypatch)
+        mail = stored_mail(
+            subject, [f"{local_part}{n}@example.test" for n in range(recipients)], urgent
+        )
+        mail.body_text, mail.body_html = text, html
+        message = mime_message(mail)
+
+        direct = message._direct(DATE)
+
+        assert direct is not None
+        assert direct == by_the_email_package(message)
