@@ -9,9 +9,9 @@
   command, before any message went over it, and is replaced once by a new one. A connection
   on which anything failed is never kept. EMAIL_KEEP_OPEN_SECONDS = 0 closes each at once,
   as Django does.
-- **Each envelope address sanitized once.** Django parses the sender and every recipient
-  with the email package's header parser for every message; the result depends on the
-  address alone.
+- **Each envelope address sanitized and quoted once.** Django parses the sender and every
+  recipient with the email package's header parser for every message, and smtplib parses
+  them again for its MAIL and RCPT commands; the result depends on the address alone.
 - **The message's bytes written by the message itself** when it knows how: Keyhouse's
   mails (mail.compose) write their usual shape directly.
 """
@@ -34,9 +34,44 @@ def _sanitized(address: str, encoding: str) -> str:
     return sanitize_address(address, encoding)
 
 
+@functools.lru_cache(maxsize=1024)
+def _quoted(address: str) -> str:
+    return smtplib.quoteaddr(address)
+
+
+class _QuotingOnce:
+    """smtplib's MAIL and RCPT commands, with each address quoted once: smtplib parses it
+    with the email package's address parser for every command."""
+
+    def mail(self, sender, options=()):
+        if any(option.lower() == "smtputf8" for option in options):
+            return super().mail(sender, options)  # smtplib's own checks for SMTPUTF8
+        self.putcmd("mail", f"FROM:{_quoted(sender)}{self._options(options)}")
+        return self.getreply()
+
+    def rcpt(self, recip, options=()):
+        self.putcmd("rcpt", f"TO:{_quoted(recip)}{self._options(options)}")
+        return self.getreply()
+
+    def _options(self, options) -> str:
+        return " " + " ".join(options) if options and self.does_esmtp else ""
+
+
+class _SMTP(_QuotingOnce, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_QuotingOnce, smtplib.SMTP_SSL):
+    pass
+
+
 class EmailBackend(smtp.EmailBackend):
     _taken_up = False  # the connection was kept from before and has sent nothing yet
     _keep = True  # nothing failed on the connection
+
+    @property
+    def connection_class(self):
+        return _SMTP_SSL if self.use_ssl else _SMTP
 
     def _server(self) -> tuple:
         """What a kept connection must have been opened to, and by this process (a forked
