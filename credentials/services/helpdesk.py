@@ -19,6 +19,7 @@ from credentials.services.notifications import (
     credential_admin_url,
     credential_id_of_topic,
     credential_topic,
+    key_names,
     key_target,
 )
 from mail.compose import email_compose
@@ -109,6 +110,7 @@ def _reminder_compose(credential: Credential, *, number: int) -> OutgoingEmail:
         template="helpdesk_reminder",
         context={
             "credential": credential,
+            **key_names(credential),
             "merchant": credential.merchant,
             "number": number,
             "admin_url": credential_admin_url(credential),

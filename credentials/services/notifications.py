@@ -60,12 +60,20 @@ def credential_admin_url(credential: Credential) -> str:
     return settings.SITE_URL + reverse("admin:credentials_credential_change", args=[credential.pk])
 
 
+def key_names(credential: Credential) -> dict:
+    """Return the key's provider and mode as mail writes them ("Stripe", "Live"), looked up
+    once for the many places a mail's three parts name them."""
+    return {"provider": credential.get_provider_display(), "mode": credential.get_mode_display()}
+
+
 def mail_context(credential: Credential, **extra) -> dict:
-    """Return what every mail about a key needs: the key (hint only), its merchant and the
-    absolute links to its page, to the submit form and to the helpdesk admin."""
+    """Return what every mail about a key needs: the key (hint only) and its names, its
+    merchant and the absolute links to its page, to the submit form and to the helpdesk
+    admin."""
     merchant = credential.merchant
     return {
         "credential": credential,
+        **key_names(credential),
         "merchant": merchant,
         "merchant_url": settings.SITE_URL + credential.get_absolute_url(),
         "submit_url": settings.SITE_URL
