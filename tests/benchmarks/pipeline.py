@@ -21,9 +21,11 @@ why it was skipped. Every wait is bounded, and what did not finish in time is re
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from collections import Counter
@@ -55,8 +57,11 @@ LATENCIES = tuple(float(v) for v in os.environ.get("BENCH_L", "0.2,0.5").split("
 SUBMISSIONS = scaled(400, least=40)
 BASELINE_SUBMISSIONS = scaled(50, least=20)
 THROUGHPUT_TARGET = 0.8
-# Worker CPU per decided verification, as a share of the fixed loop's time (harness).
+# Worker CPU per decided verification, as a share of the fixed loop's time (harness), the
+# loop timed once every LOOP_EVERY_SECONDS in this process while the worker works: the
+# machine's speed drifts with other tenants' load, by a third within minutes.
 CPU_TARGET = 0.25
+LOOP_EVERY_SECONDS = 1.0
 # The sustained runs submit at the target throughput: the latency they measure is the one
 # submitters see when the worker does what the target asks of it.
 SUSTAINED_LOAD = THROUGHPUT_TARGET
@@ -127,6 +132,9 @@ class Run:
     # The share of the machine's cores in use during the run, whoever used them (PostgreSQL
     # and Redis included).
     machine_busy: float = 0.0
+    # The fixed loop's time, run once a second in this process during the run (median), to
+    # read the worker's CPU against the machine as it was while the worker used it.
+    loop_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -238,17 +246,36 @@ def _settle(merchants, expected: int, deadline: float) -> tuple[int, int, int]:
 
 
 class _Usage:
-    """CPU used by Keyhouse's processes, the outside world's and the whole machine, from now."""
+    """CPU used by Keyhouse's processes, the outside world's and the whole machine, from now;
+    with `timing_loop`, the fixed loop timed once a second meanwhile (its CPU left out of
+    this process's)."""
 
-    def __init__(self, worker, outside):
+    def __init__(self, worker, outside, *, timing_loop: bool = True):
         self.worker, self.outside = worker, outside
+        self.loops: list[float] = []
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._time_loop, daemon=True)
         self.worker_cpu = worker.cpu_seconds()
         self.keyhouse = time.process_time() + self.worker_cpu
         self.outside_cpu, self.machine = outside.cpu_seconds(), _machine_jiffies()
+        if timing_loop:
+            self._sampler.start()
+
+    def _time_loop(self) -> None:
+        while not self._stop.wait(LOOP_EVERY_SECONDS):
+            self.loops.append(python_speed_ms(runs=1))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sampler.is_alive():
+            self._sampler.join()
 
     def record(self, run: Run, count: int) -> None:
+        self.stop()
         worker_cpu = self.worker.cpu_seconds()
-        run.cpu_keyhouse = (time.process_time() + worker_cpu - self.keyhouse) / count
+        own = time.process_time() - sum(self.loops) / 1000
+        run.cpu_keyhouse = (own + worker_cpu - self.keyhouse) / count
+        run.loop_ms = statistics.median(self.loops) if self.loops else None
         run.cpu_worker = (worker_cpu - self.worker_cpu) / count
         run.cpu_outside = (self.outside.cpu_seconds() - self.outside_cpu) / count
         busy, total = (
@@ -291,7 +318,7 @@ def _pipeline_run(
     urls = [reverse("credentials:submit", kwargs={"slug": m.slug}) for m in merchants]
     ideal = count / run.limit_per_second
     allowed = max(SETTLE_FLOOR_SECONDS, SETTLE_FACTOR * ideal)
-    usage = _Usage(worker, outside)
+    usage = _Usage(worker, outside, timing_loop=not backlog)
     if backlog:
         worker.pause()
     try:
@@ -305,6 +332,7 @@ def _pipeline_run(
             worker.resume()
     if backlog:
         _first_claim(merchants, time.monotonic() + allowed)
+        usage.stop()
         usage = _Usage(worker, outside)
     decided, helpdesk, unsent = _settle(merchants, count, time.monotonic() + allowed)
     usage.record(run, count)
@@ -602,13 +630,15 @@ def _targets(runs: list[Run], baselines: dict[float, Run], loop_ms: float) -> li
                     (ratio is not None and ratio >= THROUGHPUT_TARGET) if judged else None,
                 )
             )
-            budget = CPU_TARGET * loop_ms
+            loop = run.loop_ms or loop_ms
+            budget = CPU_TARGET * loop
             cpu = run.cpu_worker * 1000
             targets.append(
                 Target(
-                    f"worker CPU per verification ≤ {CPU_TARGET} {TIMES} loop = {budget:.1f} ms "
-                    f"({run.label})",
-                    f"{cpu:.1f} ms ({cpu / loop_ms:.2f} {TIMES} loop)",
+                    f"worker CPU per verification ≤ {CPU_TARGET} {TIMES} loop ({run.label})",
+                    f"{cpu:.1f} ms = {cpu / loop:.2f} {TIMES} the loop's {loop:.1f} ms during "
+                    f"the run ({cpu / loop_ms:.2f} {TIMES} its best of five after the runs, "
+                    f"{loop_ms:.1f} ms)",
                     (run.ok and cpu <= budget) if judged else None,
                 )
             )
