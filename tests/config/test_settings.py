@@ -21,6 +21,7 @@ CONTRACT_VARIABLES = (
     "CELERY_BROKER_URL",
     "REDIS_URL",
     "EMAIL_URL",
+    "EMAIL_KEEP_OPEN_SECONDS",
     "DEFAULT_FROM_EMAIL",
     "FIELD_ENCRYPTION_KEY",
     "CREDENTIAL_FINGERPRINT_KEY",
@@ -533,6 +534,18 @@ def test_email_url_smtp_sets_host_and_port_on_the_connection_keeping_backend(
         "EMAIL_HOST": "host",
         "EMAIL_PORT": 2525,
     }
+
+
+@pytest.mark.parametrize(("written", "seconds"), [(None, 10.0), ("0", 0.0), ("2.5", 2.5)])
+def test_a_worker_keeps_its_smtp_connection_ten_seconds_unless_told(
+    written, seconds, local_environment
+):
+    if written is not None:
+        local_environment["EMAIL_KEEP_OPEN_SECONDS"] = written
+
+    values = read_settings(local_environment, "EMAIL_KEEP_OPEN_SECONDS")
+
+    assert values == {"EMAIL_KEEP_OPEN_SECONDS": seconds}
 
 
 # Follow-up timing.
