@@ -67,20 +67,6 @@ def test_the_usual_helpdesk_mail_is_written_as_the_email_package_writes_it():
     assert b"Subject: =?utf-8?b?" in sent or b"Subject: \r\n =?utf-8?b?" in sent
 
 
-@hypothesis_settings(max_examples=500, deadline=None)
-@given(
-    name=st.sampled_from(["Subject", "To", "From", "Message-ID", "X-Priority", "Content-Type"]),
-    value=ASCII_TEXT,
-    linesep=st.sampled_from(["\n", "\r\n"]),
-)
-def test_any_header_is_folded_as_the_email_package_folds_it(name, value, linesep):
-    policy = mime_message(stored_mail("Keyhouse", ["a@example.test"], False)).message().policy
-
-    folded = fold(policy.clone(linesep=linesep), name, value)
-
-    assert folded == fold(email.policy.compat32.clone(linesep=linesep), name, value)
-
-
 def fold(policy, name: str, value: str) -> bytes | type[Exception]:
     """The header as `policy` writes it, or the error it refuses it with (a value that would
     inject a header)."""
@@ -98,13 +84,14 @@ FOLDED_ASCII = st.lists(
 ).map(lambda lines: "\n ".join(lines))
 
 
-@hypothesis_settings(max_examples=500, deadline=None)
+@hypothesis_settings(max_examples=800, deadline=None)
 @given(
-    name=st.sampled_from(["Subject", "To", "Content-Type"]),
-    value=FOLDED_ASCII,
+    name=st.sampled_from(["Subject", "To", "From", "Message-ID", "X-Priority", "Content-Type"]),
+    # Any ASCII, and values folded already (an encoded subject's words, one per line).
+    value=st.one_of(ASCII_TEXT, FOLDED_ASCII),
     linesep=st.sampled_from(["\n", "\r\n"]),
 )
-def test_a_folded_header_is_written_as_the_email_package_writes_it(name, value, linesep):
+def test_any_header_is_folded_as_the_email_package_folds_it(name, value, linesep):
     policy = mime_message(stored_mail("Keyhouse", ["a@example.test"], False)).message().policy
 
     folded = fold(policy.clone(linesep=linesep), name, value)
