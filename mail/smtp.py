@@ -6,7 +6,7 @@
   (docs/benchmarks.md, "Cost of one verification"). The thread that opened a connection
   keeps it, idle, for EMAIL_KEEP_OPEN_SECONDS; the next send from that thread to the same
   server takes it up. A kept connection that the server closed meanwhile fails on its first
-  command, before any message went over it, and is replaced once by a new one. A connection
+  command, before the message went over it, and is replaced once by a new one. A connection
   on which anything failed is never kept. EMAIL_KEEP_OPEN_SECONDS = 0 closes each at once,
   as Django does.
 - **Each envelope address sanitized and quoted once.** Django parses the sender and every
@@ -140,8 +140,9 @@ class EmailBackend(smtp.EmailBackend):
         except smtplib.SMTPServerDisconnected:
             if not taken_up:
                 raise
-            # Closed by the server while it was kept (an idle timeout): it failed on the
-            # first command, so nothing was sent over it. Once more, over a new connection.
+            # Closed by the server while it was kept: a server that hangs up on an idle
+            # connection fails its first command, before the message went over it. Once
+            # more, over a new connection (at worst a copy with the same Message-ID).
             self.connection.close()
             self.connection = None
             if not super().open():
