@@ -8,10 +8,16 @@ than the commands it then sends: three clients per task were about 4 % of a veri
 CPU (docs/benchmarks.md, "Cost of one verification"). This channel builds that client once
 and builds another only when kombu replaces the pool (after a lost connection).
 
-The settings select it for a `redis://` or `rediss://` broker (CELERY_BROKER_TRANSPORT).
+The settings select it for a `redis://` or `rediss://` broker (`transport_for`).
 """
 
 from kombu.transport import redis
+
+
+def transport_for(broker_url: str) -> str | None:
+    """Return CELERY_BROKER_TRANSPORT for `broker_url`: this module's for Redis, else None
+    (kombu's own transport for the URL's scheme)."""
+    return "core.broker:Transport" if broker_url.startswith(("redis://", "rediss://")) else None
 
 
 class Channel(redis.Channel):

@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.broker import transport_for
 from core.durations import parse_duration_seconds
 from core.moments import is_time_zone
 
@@ -273,9 +274,7 @@ else:
     }
 # kombu's transport for the URL's scheme, except Redis: kombu's Redis transport with one
 # shared client for its acknowledgement bookkeeping (core.broker).
-CELERY_BROKER_TRANSPORT = (
-    "core.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
-)
+CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing gives up quickly: the database is the source of truth and sweeps re-enqueue.

@@ -14,6 +14,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + Fernet.generate_key().
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("CREDENTIAL_FINGERPRINT_KEY", Fernet.generate_key().decode())
 
+from core.broker import transport_for
+
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
@@ -38,9 +40,7 @@ CELERY_BROKER_URL = os.environ.get("REDIS_URL") or "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"socket_connect_timeout": 2, "socket_timeout": 5} if os.environ.get("REDIS_URL") else {}
 )
-CELERY_BROKER_TRANSPORT = (
-    "core.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
-)
+CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = f"keyhouse-test-{os.getpid()}"
 CELERY_TASK_ALWAYS_EAGER = False
 VERIFY_RETRY_BASE_SECONDS = 0.05
