@@ -107,9 +107,9 @@ class _Policy(Compat32):
     """The email package's compat32 policy, which Django's messages use, with a short cut:
     a header value of printable ASCII whose lines fit (continuation lines starting with a
     space, as a folded value's do, and no line of a folded value ending in one) is written
-    as it is, which is what folding it gives,
-    without building a `Header` to find that out (a sixth of the CPU of composing a message;
-    tests/mail/test_compose.py holds it to the package's folding)."""
+    as it is, which is what folding it gives, without building a `Header` to find that out
+    (a sixth of the CPU of composing a message; tests/mail/test_compose.py holds it to the
+    package's folding)."""
 
     def fold_binary(self, name, value):
         if isinstance(value, str) and value.isascii():
@@ -190,9 +190,7 @@ class _Message(EmailMultiAlternatives):
     def _direct(self, date: str) -> bytes | None:
         html = self._html_alternative()
         subject = self._subject_header()
-        if html is None or subject is None or settings.DEFAULT_CHARSET != "utf-8":
-            return None
-        if not self.to:
+        if html is None or subject is None or not self.to or settings.DEFAULT_CHARSET != "utf-8":
             return None
         headers = [("From", self.from_email), ("To", ", ".join(self.to))]
         headers += [("Date", date), *self.extra_headers.items()]
